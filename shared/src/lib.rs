@@ -1,0 +1,25 @@
+//! What every task function of the music platform shares.
+//!
+//! - [`validate`]: validated input types (Spotify ids, URIs and URLs, user ids, dates, bounded lists);
+//! - [`error`]: the error taxonomy the harness routes by (invalid, transient, rate-limited, permanent);
+//! - [`config`]: fail-fast configuration from environment variables;
+//! - [`ports`]: the capabilities tasks are written against, and [`local`] their embedded adapters;
+//! - [`idempotency`] and [`audit`]: the semantics, written once above the storage ports;
+//! - [`telemetry`]: JSON logs, EMF metrics, X-Ray trace ids;
+//! - [`harness`]: the SQS / EventBridge entry point every function's `main.rs` hands its task to.
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod harness;
+pub mod hash;
+pub mod idempotency;
+#[cfg(feature = "local")]
+pub mod local;
+pub mod ports;
+pub mod telemetry;
+pub mod validate;
+
+pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,72 @@
+//! Telemetry in one place: JSON logs in the shape of Lambda's JSON log format, CloudWatch
+//! Embedded Metric Format metrics, and X-Ray trace ids.
+//!
+//! Output goes through a [`LineSink`], stdout in production and a capture buffer in tests,
+//! so tests can read exactly what an operator would see.
+
+pub mod logs;
+pub mod metrics;
+pub mod trace;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+pub use logs::{JsonLogLayer, init, install_for_test};
+pub use metrics::{Metrics, Unit};
+pub use trace::TraceContext;
+
+/// Where complete output lines go.
+pub trait LineSink: Send + Sync {
+    /// Writes one line (without its newline).
+    fn write_line(&self, line: &str);
+}
+
+/// Standard output, where Lambda collects logs and EMF metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdout;
+
+impl LineSink for Stdout {
+    fn write_line(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout cannot be reported anywhere else; dropping the line is all we can do.
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// Keeps every line in memory: for tests and for the CLI's summaries.
+#[derive(Debug, Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl Capture {
+    /// An empty capture.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every line written so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every line parsed as JSON (lines that are not JSON are skipped).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Everything written, as one text.
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+}
+
+impl LineSink for Capture {
+    fn write_line(&self, line: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.to_owned());
+    }
+}
