@@ -7,9 +7,11 @@
 
 mod db;
 mod queue;
+mod runtime;
 mod secrets;
 mod store;
 
 pub use db::LocalDb;
 pub use queue::{LocalBus, LocalMessage, LocalQueues, StoredEvent};
+pub use runtime::{DrainSummary, Invoke, LocalFunction, LocalRuntime, LOCAL_TIMEOUT, MAX_RECEIVE_COUNT, VISIBILITY};
 pub use secrets::{EnvSecrets, FileSecrets};

@@ -143,11 +143,16 @@ pub fn filter_from_env(env: &dyn EnvSource) -> Result<EnvFilter, ConfigError> {
 
 /// Installs the JSON logger on stdout as the global subscriber (once, at cold start).
 pub fn init(env: &dyn EnvSource) -> Result<(), ConfigError> {
+    init_with_sink(env, Arc::new(Stdout))
+}
+
+/// Installs the JSON logger on `sink` as the global subscriber.
+pub fn init_with_sink(env: &dyn EnvSource, sink: Arc<dyn LineSink>) -> Result<(), ConfigError> {
     let filter = filter_from_env(env)?;
     // A second call (tests, the CLI running several functions) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(JsonLogLayer::new(Arc::new(Stdout)))
+        .with(JsonLogLayer::new(sink))
         .try_init();
     Ok(())
 }

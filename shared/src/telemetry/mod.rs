@@ -11,7 +11,7 @@ pub mod trace;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-pub use logs::{JsonLogLayer, init, install_for_test};
+pub use logs::{JsonLogLayer, init, init_with_sink, install_for_test};
 pub use metrics::{Metrics, Unit};
 pub use trace::TraceContext;
 
@@ -30,6 +30,26 @@ impl LineSink for Stdout {
         let mut out = std::io::stdout().lock();
         // A closed stdout cannot be reported anywhere else; dropping the line is all we can do.
         let _ = writeln!(out, "{line}");
+    }
+}
+
+/// Appends lines to a file (the local runner's telemetry log).
+#[derive(Debug)]
+pub struct FileSink(Mutex<std::fs::File>);
+
+impl FileSink {
+    /// Appends to the file at `path`, creating it.
+    pub fn append(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self(Mutex::new(file)))
+    }
+}
+
+impl LineSink for FileSink {
+    fn write_line(&self, line: &str) {
+        let mut file = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Telemetry must never fail the work; a full disk loses log lines, not messages.
+        let _ = writeln!(file, "{line}");
     }
 }
 

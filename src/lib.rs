@@ -1,0 +1,120 @@
+//! The local side of the music platform's task functions: the registry of functions the CLI
+//! can run on the embedded adapters, and the runner behind `tasks local`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backbone::audit::{AuditLog, VerifyReport};
+use backbone::local::{DrainSummary, Invoke, LocalRuntime};
+use backbone::ports::{AuditStore, DeadLetter};
+use serde::Serialize;
+
+/// Every function that exists, wired to the local runtime. Each function's issue adds its line.
+pub fn functions(_runtime: &LocalRuntime) -> Vec<Box<dyn Invoke>> {
+    Vec::new()
+}
+
+/// Why a local run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An events folder or file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local adapter failed.
+    #[error(transparent)]
+    Port(#[from] backbone::error::PortError),
+}
+
+/// One sample event and what its invocation returned.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRun {
+    /// The event file.
+    pub file: String,
+    /// The response, or the error.
+    pub result: Result<serde_json::Value, String>,
+}
+
+/// What `tasks local` did for one function.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionRun {
+    /// The function.
+    pub function: String,
+    /// Its sample events, in file-name order.
+    pub events: Vec<EventRun>,
+    /// The queue drain that followed.
+    pub drain: DrainSummary,
+    /// Its dead letters after the run.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// The sample event files of `function`: `events/<function>/*.json`, in name order.
+pub fn sample_events(events_dir: &Path, function: &str) -> Result<Vec<PathBuf>, RunError> {
+    let dir = events_dir.join(function);
+    let entries = std::fs::read_dir(&dir).map_err(|source| RunError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| RunError::Read {
+                path: dir.clone(),
+                source,
+            })?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Runs `function` over its sample events, then drains its queue.
+pub async fn run_function(
+    function: &dyn Invoke,
+    runtime: &LocalRuntime,
+    events_dir: &Path,
+    max_wait: Duration,
+) -> Result<FunctionRun, RunError> {
+    let mut events = Vec::new();
+    for path in sample_events(events_dir, function.name())? {
+        let bytes = std::fs::read(&path).map_err(|source| RunError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let result = function
+            .invoke_bytes(&bytes)
+            .await
+            .map(|report| report.response)
+            .map_err(|err| err.to_string());
+        events.push(EventRun {
+            file: path.display().to_string(),
+            result,
+        });
+    }
+    let drain = function.drain(max_wait).await?;
+    let dead_letters = runtime.queues(function.name()).dead_letters().await?;
+    Ok(FunctionRun {
+        function: function.name().to_owned(),
+        events,
+        drain,
+        dead_letters,
+    })
+}
+
+/// Verifies every audit stream of the local database.
+pub async fn verify_audit(runtime: &LocalRuntime, stream: Option<&str>) -> Result<Vec<VerifyReport>, RunError> {
+    let store: std::sync::Arc<dyn AuditStore> = std::sync::Arc::new(runtime.db.clone());
+    let log = AuditLog::new(store, runtime.clock.clone());
+    Ok(match stream {
+        Some(stream) => vec![log.verify(stream).await?],
+        None => log.verify_all().await?,
+    })
+}
