@@ -21,5 +21,6 @@ pub mod local;
 pub mod ports;
 pub mod telemetry;
 pub mod validate;
+pub mod watchlist;
 
 pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,5 @@
+//! artist-monitoring: snapshots the artists of a watchlist every day, computes their trends
+//! and raises alerts with evidence.
+
+pub mod alerts;
+pub mod trend;
