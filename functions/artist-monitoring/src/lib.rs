@@ -2,4 +2,5 @@
 //! and raises alerts with evidence.
 
 pub mod alerts;
+pub mod snapshots;
 pub mod trend;
