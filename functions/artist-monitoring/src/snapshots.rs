@@ -105,40 +105,46 @@ struct Cooldown {
     fired_on: NaiveDate,
 }
 
-/// Claims the right to fire `alert`: `false` if the same alert fired less than
-/// `cooldown_days` before. The claim is a conditional write, so two concurrent runs for the
-/// same artist and day fire it once.
-pub async fn claim(
+/// Whether `alert` may fire: `None` if the same alert fired less than `cooldown_days` before
+/// (a rerun of the day that fired it included); otherwise the write condition for
+/// [`mark_fired`], so two concurrent runs cannot both mark it.
+pub async fn due(
     store: &dyn Store,
     alert: &Alert,
     cooldown_days: i64,
-) -> Result<bool, PortError> {
-    let key = ItemKey::new(
-        artist_pk(&alert.artist),
-        format!("cooldown#{}", alert.dedupe_key),
-    );
-    let data = serde_json::to_value(Cooldown {
-        fired_on: alert.date,
-    })
-    .map_err(|e| PortError::permanent("cooldown.encode", e))?;
-    let condition = match store.get(&key).await? {
-        None => PutCondition::NotExists,
+) -> Result<Option<PutCondition>, PortError> {
+    match store.get(&cooldown_key(alert)).await? {
+        None => Ok(Some(PutCondition::NotExists)),
         Some(item) => {
             let last: Cooldown = serde_json::from_value(item.data)
                 .map_err(|e| PortError::permanent("cooldown.decode", e))?;
             let since = (alert.date - last.fired_on).num_days();
-            // A rerun of the day that fired it (since == 0) must not fire it again either.
-            if since < cooldown_days.max(1) {
-                return Ok(false);
-            }
-            PutCondition::Version(item.version)
+            Ok((since >= cooldown_days.max(1)).then_some(PutCondition::Version(item.version)))
         }
-    };
-    match store.put(&key, &data, condition, None).await {
-        Ok(_) => Ok(true),
-        Err(PortError::Conflict { .. }) => Ok(false),
-        Err(err) => Err(err),
     }
+}
+
+/// Records that `alert` fired, under the condition [`due`] returned.
+pub async fn mark_fired(
+    store: &dyn Store,
+    alert: &Alert,
+    condition: PutCondition,
+) -> Result<(), PortError> {
+    let data = serde_json::to_value(Cooldown {
+        fired_on: alert.date,
+    })
+    .map_err(|e| PortError::permanent("cooldown.encode", e))?;
+    store
+        .put(&cooldown_key(alert), &data, condition, None)
+        .await?;
+    Ok(())
+}
+
+fn cooldown_key(alert: &Alert) -> ItemKey {
+    ItemKey::new(
+        artist_pk(&alert.artist),
+        format!("cooldown#{}", alert.dedupe_key),
+    )
 }
 
 /// Records a fired alert under its day, for reports.
@@ -182,19 +188,29 @@ mod tests {
     async fn cooldown_fires_once_per_window_and_never_twice_on_a_rerun() {
         let db = LocalDb::in_memory().unwrap();
         let d = |n| NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + chrono::Duration::days(n);
-        assert!(claim(&db, &alert(d(0)), 7).await.unwrap());
+        let first = due(&db, &alert(d(0)), 7)
+            .await
+            .unwrap()
+            .expect("never fired");
+        mark_fired(&db, &alert(d(0)), first).await.unwrap();
         assert!(
-            !claim(&db, &alert(d(0)), 7).await.unwrap(),
+            due(&db, &alert(d(0)), 7).await.unwrap().is_none(),
             "a rerun of the same day"
         );
         assert!(
-            !claim(&db, &alert(d(6)), 7).await.unwrap(),
+            due(&db, &alert(d(6)), 7).await.unwrap().is_none(),
             "inside the cooldown"
         );
-        assert!(
-            claim(&db, &alert(d(7)), 7).await.unwrap(),
-            "after the cooldown"
-        );
+        let later = due(&db, &alert(d(7)), 7)
+            .await
+            .unwrap()
+            .expect("after the cooldown");
+        // A concurrent run that read the same state loses the race.
+        mark_fired(&db, &alert(d(7)), later).await.unwrap();
+        assert!(matches!(
+            mark_fired(&db, &alert(d(7)), later).await,
+            Err(PortError::Conflict { .. })
+        ));
     }
 
     #[tokio::test]
