@@ -112,11 +112,7 @@ fn runtime(db: &std::path::Path) -> Result<LocalRuntime> {
             .with_context(|| format!("opening {}", telemetry_path.display()))?,
     );
     telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
-    Ok(LocalRuntime {
-        db: db_handle,
-        clock: Arc::new(SystemClock),
-        sink,
-    })
+    Ok(LocalRuntime::new(db_handle, Arc::new(SystemClock), sink))
 }
 
 fn find<'a>(functions: &'a [Box<dyn Invoke>], name: &str) -> Result<&'a dyn Invoke> {
