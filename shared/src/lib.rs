@@ -26,5 +26,6 @@ pub mod ports;
 pub mod secrets_cache;
 pub mod telemetry;
 pub mod validate;
+pub mod watchlist;
 
 pub use secrecy::{ExposeSecret, SecretString};

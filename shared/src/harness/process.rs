@@ -587,10 +587,10 @@ impl<T: Task> Harness<T> {
             ErrorClass::RateLimited(wait) => {
                 let delay = wait.min(MAX_VISIBILITY_DELAY);
                 warn!(retryAfterSeconds = delay.as_secs(), reason = %reason, "rate limited: delaying the message");
-                if let Some(handle) = &unit.receipt_handle {
-                    if let Err(err) = self.ports.queues.delay(handle, delay).await {
-                        warn!(error = %chain(&err), "could not delay the message; it returns after the queue's visibility timeout");
-                    }
+                if let Some(handle) = &unit.receipt_handle
+                    && let Err(err) = self.ports.queues.delay(handle, delay).await
+                {
+                    warn!(error = %chain(&err), "could not delay the message; it returns after the queue's visibility timeout");
                 }
                 Outcome::Retry {
                     class: "rate_limited",

@@ -16,6 +16,9 @@ use crate::clock::Clock;
 use crate::error::PortError;
 use crate::ports::{BusEvent, DeadLetter, EventPublisher, OutgoingMessage, Queues};
 
+/// id, body, attributes, group id, trace header, receive count.
+type QueuedRow = (String, String, String, Option<String>, Option<String>, i64);
+
 /// A message received from a local queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalMessage {
@@ -74,7 +77,7 @@ impl LocalQueues {
         self.db
             .with("queue.receive", move |conn| {
                 let tx = conn.transaction().map_err(LocalDb::err("queue.receive"))?;
-                let candidates: Vec<(String, String, String, Option<String>, Option<String>, i64)> = {
+                let candidates: Vec<QueuedRow> = {
                     let mut stmt = tx
                         .prepare(
                             "SELECT id, body, attributes, group_id, trace_header, receive_count FROM messages

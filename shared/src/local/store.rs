@@ -208,9 +208,10 @@ impl Store for LocalDb {
     }
 }
 
-fn idempotency_from_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(String, String, i64, Option<i64>, String, Option<String>)> {
+/// key, status, expiry (s), in-progress expiry (ms), payload hash, result.
+type IdempotencyRow = (String, String, i64, Option<i64>, String, Option<String>);
+
+fn idempotency_from_row(row: &Row<'_>) -> rusqlite::Result<IdempotencyRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -221,9 +222,7 @@ fn idempotency_from_row(
     ))
 }
 
-fn build_idempotency(
-    raw: (String, String, i64, Option<i64>, String, Option<String>),
-) -> Result<IdempotencyRecord, PortError> {
+fn build_idempotency(raw: IdempotencyRow) -> Result<IdempotencyRecord, PortError> {
     let (key, status, expires_at, in_progress, payload_hash, result) = raw;
     Ok(IdempotencyRecord {
         status: IdempotencyStatus::parse(&status)

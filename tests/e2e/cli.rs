@@ -1,0 +1,98 @@
+//! The `tasks` binary as a user runs it.
+
+use std::process::Command;
+
+fn tasks(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tasks"))
+        .args(args)
+        .env("TASKS_DB", db)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the tasks binary runs")
+}
+
+#[test]
+fn local_runs_on_the_embedded_default_and_verifies_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tasks.sqlite3");
+    let out = tasks(&db, &["local"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let functions = tasks(&db, &["functions"]);
+    let names: Vec<String> = serde_json::from_slice(&functions.stdout).unwrap();
+    assert_eq!(summary["functions"].as_array().unwrap().len(), names.len());
+    assert!(
+        summary["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["problems"].as_array().unwrap().is_empty())
+    );
+    assert!(db.exists(), "the local database was created");
+}
+
+#[test]
+fn unknown_function_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, "{}").unwrap();
+    let out = tasks(
+        &dir.path().join("db.sqlite3"),
+        &[
+            "invoke",
+            "no-such-function",
+            "--event",
+            event.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown function \"no-such-function\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn audit_verify_reports_tampering_with_a_failing_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tasks.sqlite3");
+    let ok = tasks(&db, &["audit", "verify"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // Write a chain of two records through the library, then break it from outside.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = std::sync::Arc::new(backbone::local::LocalDb::open(&db).unwrap());
+        let log = backbone::audit::AuditLog::new(store.clone(), std::sync::Arc::new(backbone::clock::SystemClock));
+        for subject in ["a", "b"] {
+            log.append(backbone::audit::AuditEntry {
+                stream: "cli-test".into(),
+                task: "cli-test".into(),
+                version: "1".into(),
+                trace_id: None,
+                idempotency_key: None,
+                subject: subject.into(),
+                action: "completed".into(),
+                input_hash: "00".into(),
+                outcome: "ok".into(),
+                detail: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        }
+        store.execute("UPDATE audit SET record = replace(record, '\"subject\":\"a\"', '\"subject\":\"z\"')").await.unwrap();
+    });
+    let broken = tasks(&db, &["audit", "verify", "--stream", "cli-test"]);
+    assert!(!broken.status.success());
+    let reports: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(reports[0]["problems"][0]["problem"], "altered");
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the whole set, in one binary with shared helpers.
+
+mod cli;
+mod harness;
+mod helpers;
