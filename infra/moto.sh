@@ -66,7 +66,8 @@ start() {
   local port
   # A free loopback port: bind port 0 and read what the kernel chose.
   port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$LOGFILE" 2>&1 &
+  # infra/moto_server.py: moto_server with DynamoDB requests serialised (see its docstring).
+  "$VENV/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$port" > "$LOGFILE" 2>&1 &
   echo $! > "$PIDFILE"
   local endpoint="http://127.0.0.1:$port"
   # Wait (at most 30 s) until it answers.

@@ -131,7 +131,9 @@ where
 }
 
 impl DynamoStore {
-    /// One conditional `UpdateItem` writing the document; `Ok(None)` when the condition failed.
+    /// One conditional `UpdateItem` writing the document with `version` (an update expression
+    /// whose value is `written` when known in advance); returns the new version, or `Ok(None)`
+    /// when the condition failed.
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -140,6 +142,7 @@ impl DynamoStore {
         expires_at: Option<i64>,
         condition: &str,
         version: &str,
+        written: Option<u64>,
         mut values: HashMap<String, AttributeValue>,
         now: i64,
     ) -> Result<Option<u64>, PortError> {
@@ -170,10 +173,15 @@ impl DynamoStore {
             .await;
         match result {
             Ok(output) => {
+                // UPDATED_NEW may leave out a value that did not change (moto does, for a
+                // version set to the value it had): fall back to the one we wrote.
                 let attributes = output.attributes.unwrap_or_default();
-                Ok(Some(
-                    Attrs::new(&attributes, "store.put").number("version")?,
-                ))
+                match Attrs::new(&attributes, "store.put").opt_number("version")? {
+                    Some(version) => Ok(Some(version)),
+                    None => written.map(Some).ok_or_else(|| {
+                        adapter_error("store.put", "version missing from the response").permanent()
+                    }),
+                }
             }
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(sdk_error("store.put", err)),
@@ -227,6 +235,7 @@ impl Store for DynamoStore {
                     expires_at,
                     ABSENT_OR_EXPIRED,
                     ":one",
+                    Some(1),
                     one(),
                     Utc::now().timestamp(),
                 )
@@ -242,6 +251,7 @@ impl Store for DynamoStore {
                     expires_at,
                     &condition,
                     ":one",
+                    Some(1),
                     values,
                     Utc::now().timestamp(),
                 )
@@ -263,6 +273,7 @@ impl Store for DynamoStore {
                     expires_at,
                     &condition,
                     ":next",
+                    Some(next),
                     values,
                     Utc::now().timestamp(),
                 )
@@ -284,6 +295,7 @@ impl Store for DynamoStore {
                             expires_at,
                             PRESENT_AND_LIVE,
                             "if_not_exists(#version, :zero) + :one",
+                            None,
                             values,
                             now,
                         )
@@ -298,6 +310,7 @@ impl Store for DynamoStore {
                             expires_at,
                             ABSENT_OR_EXPIRED,
                             ":one",
+                            Some(1),
                             one(),
                             now,
                         )
