@@ -10,5 +10,14 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== AWS emulator (moto, pinned, loopback)"
+bash infra/moto.sh install
+bash infra/moto.sh start
+# Stopped whatever happens to the test run.
+trap 'bash infra/moto.sh stop' EXIT
+# AWS_ENDPOINT_URL and dummy credentials: the adapter tests talk to moto only.
+# shellcheck disable=SC1091
+source .local/moto.env
+
 echo "== tests"
 cargo test --workspace --all-features

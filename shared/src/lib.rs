@@ -5,11 +5,15 @@
 //! - [`config`]: fail-fast configuration from environment variables;
 //! - [`ports`]: the capabilities tasks are written against, and [`local`] their embedded adapters;
 //! - [`idempotency`] and [`audit`]: the semantics, written once above the storage ports;
+//! - [`secrets_cache`]: the TTL cache over any secret store, and the typed Spotify credentials;
+//! - `aws` (feature `aws`): the production adapters on the AWS SDK;
 //! - [`telemetry`]: JSON logs, EMF metrics, X-Ray trace ids;
 //! - [`harness`]: the SQS / EventBridge entry point every function's `main.rs` hands its task to.
 #![warn(missing_docs)]
 
 pub mod audit;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -19,6 +23,7 @@ pub mod idempotency;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
+pub mod secrets_cache;
 pub mod telemetry;
 pub mod validate;
 pub mod watchlist;

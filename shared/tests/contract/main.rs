@@ -1,0 +1,17 @@
+//! One contract suite per port: each scenario is written once, as an async fn over the port,
+//! and run against the embedded adapter (SQLite, `backbone::local`) and the AWS adapter (on the
+//! moto emulator named by `AWS_ENDPOINT_URL`), so the local default cannot drift from
+//! production.
+//!
+//! The AWS tests need the emulator: `scripts/test.sh` starts it; by hand,
+//! `infra/moto.sh start && source .local/moto.env`. Without `AWS_ENDPOINT_URL` they fail under
+//! `CI` and are skipped, with a notice, elsewhere.
+
+mod helpers;
+
+mod audit;
+mod events;
+mod idempotency;
+mod queues;
+mod secrets;
+mod store;
