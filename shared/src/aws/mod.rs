@@ -15,6 +15,7 @@
 //! The SDK configuration comes from the standard chain ([`load_sdk_config`]): in Lambda the
 //! execution role; in tests `AWS_ENDPOINT_URL` points every client at the emulator.
 
+mod cold_start;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod secrets;
@@ -28,6 +29,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use crate::config::{ConfigError, EnvSource, required};
 use crate::error::PortError;
 
+pub use cold_start::ColdStart;
 pub use dynamodb::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
 pub use eventbridge::EventBridgePublisher;
 pub use secrets::SecretsManagerSecrets;
