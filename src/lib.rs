@@ -110,7 +110,10 @@ pub async fn run_function(
 }
 
 /// Verifies every audit stream of the local database.
-pub async fn verify_audit(runtime: &LocalRuntime, stream: Option<&str>) -> Result<Vec<VerifyReport>, RunError> {
+pub async fn verify_audit(
+    runtime: &LocalRuntime,
+    stream: Option<&str>,
+) -> Result<Vec<VerifyReport>, RunError> {
     let store: std::sync::Arc<dyn AuditStore> = std::sync::Arc::new(runtime.db.clone());
     let log = AuditLog::new(store, runtime.clock.clone());
     Ok(match stream {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use backbone::clock::SystemClock;
 use backbone::config::ProcessEnv;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
@@ -17,7 +17,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "tasks", version, about)]
 struct Cli {
     /// The local database (store, idempotency, audit, queues, events).
-    #[arg(long, env = "TASKS_DB", default_value = ".local/tasks.sqlite3", global = true)]
+    #[arg(
+        long,
+        env = "TASKS_DB",
+        default_value = ".local/tasks.sqlite3",
+        global = true
+    )]
     db: PathBuf,
 
     #[command(subcommand)]
@@ -89,7 +94,11 @@ fn find<'a>(functions: &'a [Box<dyn Invoke>], name: &str) -> Result<&'a dyn Invo
             let known: Vec<&str> = functions.iter().map(|f| f.name()).collect();
             bail!(
                 "unknown function {name:?}; the functions are: {}",
-                if known.is_empty() { "(none yet)".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "(none yet)".to_owned()
+                } else {
+                    known.join(", ")
+                }
             )
         }
     }
@@ -112,7 +121,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Invoke { function, event } => {
             let function = find(&functions, &function)?;
-            let bytes = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let bytes =
+                std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
             match function.invoke_bytes(&bytes).await {
                 Ok(report) => {
                     print_json(&report.response)?;
@@ -120,12 +130,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         report.response.get("status").and_then(|s| s.as_str()),
                         Some("rejected" | "failed")
                     );
-                    Ok(if refused { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+                    Ok(if refused {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    })
                 }
                 Err(err) => bail!("{} failed: {err}", function.name()),
             }
         }
-        Command::Local { events, max_wait_seconds } => {
+        Command::Local {
+            events,
+            max_wait_seconds,
+        } => {
             let mut runs = Vec::new();
             for function in &functions {
                 runs.push(
@@ -146,7 +163,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "audit": audit,
                 "note": if functions.is_empty() { "no function exists yet" } else { "" },
             }))?;
-            Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Audit {
             command: AuditCommand::Verify { stream },

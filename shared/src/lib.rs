@@ -6,6 +6,7 @@
 //! - [`ports`]: the capabilities tasks are written against, and [`local`] their embedded adapters;
 //! - [`idempotency`] and [`audit`]: the semantics, written once above the storage ports;
 //! - [`telemetry`]: JSON logs, EMF metrics, X-Ray trace ids;
+//! - [`spotify`]: the Spotify port, its domain types and (feature `spotify`) its rspotify adapter;
 //! - [`harness`]: the SQS / EventBridge entry point every function's `main.rs` hands its task to.
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod idempotency;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
+pub mod spotify;
 pub mod telemetry;
 pub mod validate;
 

@@ -13,5 +13,7 @@ mod store;
 
 pub use db::LocalDb;
 pub use queue::{LocalBus, LocalMessage, LocalQueues, StoredEvent};
-pub use runtime::{DrainSummary, Invoke, LocalFunction, LocalRuntime, LOCAL_TIMEOUT, MAX_RECEIVE_COUNT, VISIBILITY};
+pub use runtime::{
+    DrainSummary, Invoke, LOCAL_TIMEOUT, LocalFunction, LocalRuntime, MAX_RECEIVE_COUNT, VISIBILITY,
+};
 pub use secrets::{EnvSecrets, FileSecrets};

@@ -14,7 +14,9 @@ use super::{LocalBus, LocalDb, LocalQueues};
 use crate::clock::Clock;
 use crate::config::HarnessConfig;
 use crate::error::PortError;
-use crate::harness::{metrics_for, Harness, HarnessError, HarnessPorts, Invocation, Outcome, Report, Task};
+use crate::harness::{
+    Harness, HarnessError, HarnessPorts, Invocation, Outcome, Report, Task, metrics_for,
+};
 use crate::telemetry::LineSink;
 
 /// Local stand-in for the function timeout: the in-progress lock's lifetime.
@@ -148,7 +150,9 @@ impl<T: Task> Invoke for LocalFunction<T> {
                     for (message, (_, outcome)) in batch.iter().zip(&report.messages) {
                         match outcome {
                             Outcome::Completed { .. } => summary.completed += 1,
-                            Outcome::Rejected { .. } | Outcome::DeadLettered { .. } => summary.dead_lettered += 1,
+                            Outcome::Rejected { .. } | Outcome::DeadLettered { .. } => {
+                                summary.dead_lettered += 1
+                            }
                             Outcome::Retry { .. } | Outcome::Skipped => {
                                 summary.retried += 1;
                                 continue;

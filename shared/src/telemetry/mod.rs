@@ -40,7 +40,10 @@ pub struct FileSink(Mutex<std::fs::File>);
 impl FileSink {
     /// Appends to the file at `path`, creating it.
     pub fn append(path: &std::path::Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Self(Mutex::new(file)))
     }
 }
