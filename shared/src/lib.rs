@@ -8,6 +8,7 @@
 //! - [`secrets_cache`]: the TTL cache over any secret store, and the typed Spotify credentials;
 //! - `aws` (feature `aws`): the production adapters on the AWS SDK;
 //! - [`telemetry`]: JSON logs, EMF metrics, X-Ray trace ids;
+//! - [`spotify`]: the Spotify port, its domain types and (feature `spotify`) its rspotify adapter;
 //! - [`harness`]: the SQS / EventBridge entry point every function's `main.rs` hands its task to.
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod idempotency;
 pub mod local;
 pub mod ports;
 pub mod secrets_cache;
+pub mod spotify;
 pub mod telemetry;
 pub mod validate;
 pub mod watchlist;
