@@ -420,7 +420,7 @@ impl Catalog {
     }
 
     /// A full album object with its first page of tracks.
-    pub fn album_json(&self, b: usize, tier: Tier) -> Value {
+    pub fn album_json(&self, b: usize) -> Value {
         let album = &self.albums[b];
         let mut v = self.album_simple(b);
         let items: Vec<Value> = album
@@ -439,10 +439,9 @@ impl Catalog {
         v["copyrights"] = json!([{"text": format!("(P) {}", album.label), "type": "P"}]);
         v["genres"] = json!([]);
         v["label"] = json!(album.label);
-        if tier == Tier::Extended {
-            v["popularity"] = json!(album.popularity);
-            v["external_ids"] = json!({"upc": album.upc});
-        }
+        // The description still requires these on albums in both tiers.
+        v["popularity"] = json!(album.popularity);
+        v["external_ids"] = json!({"upc": album.upc});
         v
     }
 

@@ -452,7 +452,7 @@ async fn several_albums(
         .map(|id| {
             s.catalog
                 .album_idx(id)
-                .map_or(Value::Null, |b| s.catalog.album_json(b, s.tier()))
+                .map_or(Value::Null, |b| s.catalog.album_json(b))
         })
         .collect();
     Ok(Json(json!({ "albums": albums })).into_response())
@@ -462,7 +462,7 @@ async fn album(AxState(s): AxState<Shared>, headers: HeaderMap, Path(id): Path<S
     s.bearer(&headers)?;
     one_id(&id)?;
     let b = s.catalog.album_idx(&id).ok_or_else(not_found)?;
-    Ok(Json(s.catalog.album_json(b, s.tier())).into_response())
+    Ok(Json(s.catalog.album_json(b)).into_response())
 }
 
 async fn album_tracks(
@@ -912,7 +912,6 @@ async fn recently_played(
             json!({
                 "track": c.track_json(*t, day, s.tier()),
                 "played_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "context": null,
             })
         })
         .collect();
