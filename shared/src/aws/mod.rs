@@ -20,13 +20,18 @@ pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::{ConfigError, EnvSource, required};
+use crate::clock::Clock;
+use crate::config::{ConfigError, EnvSource, required, seconds};
 use crate::error::PortError;
+use crate::harness::HarnessPorts;
+use crate::secrets_cache::CachedSecrets;
+use crate::telemetry::Metrics;
 
 pub use dynamodb::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
 pub use eventbridge::EventBridgePublisher;
@@ -51,6 +56,9 @@ pub struct AwsConfig {
     pub event_bus_name: String,
     /// `SPOTIFY_SECRET_ID`: name or ARN of the Spotify credentials secret.
     pub spotify_secret_id: String,
+    /// `POWERTOOLS_PARAMETERS_MAX_AGE`: seconds a fetched secret is reused before it is fetched
+    /// again (default 300; Powertools' name for the same knob).
+    pub secrets_max_age: Duration,
 }
 
 impl AwsConfig {
@@ -64,6 +72,7 @@ impl AwsConfig {
             dead_letter_queue_url: required(env, "DEAD_LETTER_QUEUE_URL")?,
             event_bus_name: required(env, "EVENT_BUS_NAME")?,
             spotify_secret_id: required(env, "SPOTIFY_SECRET_ID")?,
+            secrets_max_age: seconds(env, "POWERTOOLS_PARAMETERS_MAX_AGE", 300, 0..=86_400)?,
         })
     }
 }
@@ -77,7 +86,8 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Every production adapter, built from one SDK configuration at cold start.
+/// Every production adapter, built from one SDK configuration at cold start (clients are cheap
+/// to clone and share one connection pool).
 #[derive(Clone, Debug)]
 pub struct AwsAdapters {
     /// The task data store.
@@ -90,13 +100,13 @@ pub struct AwsAdapters {
     pub queues: SqsQueues,
     /// The event bus.
     pub events: EventBridgePublisher,
-    /// Secrets Manager (uncached: wrap in `CachedSecrets`).
-    pub secrets: SecretsManagerSecrets,
+    /// Secrets Manager, behind the TTL cache.
+    pub secrets: Arc<CachedSecrets<SecretsManagerSecrets>>,
 }
 
 impl AwsAdapters {
-    /// Builds the clients once and the adapters on them.
-    pub fn new(sdk: &aws_config::SdkConfig, config: &AwsConfig) -> Self {
+    /// Builds the clients once and the adapters on them; `clock` times the secrets cache.
+    pub fn new(sdk: &aws_config::SdkConfig, config: &AwsConfig, clock: Arc<dyn Clock>) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         Self {
@@ -115,7 +125,22 @@ impl AwsAdapters {
                 aws_sdk_eventbridge::Client::new(sdk),
                 config.event_bus_name.clone(),
             ),
-            secrets: SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            secrets: Arc::new(CachedSecrets::new(
+                SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk)),
+                clock,
+                config.secrets_max_age,
+            )),
+        }
+    }
+
+    /// What the harness needs, on these adapters.
+    pub fn harness_ports(&self, clock: Arc<dyn Clock>, metrics: Metrics) -> HarnessPorts {
+        HarnessPorts {
+            idempotency: Arc::new(self.idempotency.clone()),
+            audit: Arc::new(self.audit.clone()),
+            queues: Arc::new(self.queues.clone()),
+            clock,
+            metrics,
         }
     }
 }
