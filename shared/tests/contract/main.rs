@@ -6,11 +6,15 @@
 //! The AWS tests need the emulator: `scripts/test.sh` starts it; by hand,
 //! `infra/moto.sh start && source .local/moto.env`. Without `AWS_ENDPOINT_URL` they fail under
 //! `CI` and are skipped, with a notice, elsewhere.
+//!
+//! `faults` covers what the emulator cannot produce (throttling, partial batch failures) with a
+//! scripted loopback responder; it needs no emulator.
 
 mod helpers;
 
 mod audit;
 mod events;
+mod faults;
 mod idempotency;
 mod queues;
 mod secrets;
