@@ -105,10 +105,35 @@ pub struct AwsAdapters {
 }
 
 impl AwsAdapters {
-    /// Builds the clients once and the adapters on them; `clock` times the secrets cache.
-    pub fn new(sdk: &aws_config::SdkConfig, config: &AwsConfig, clock: Arc<dyn Clock>) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+    /// Builds the clients once and the adapters on them; `clock` times the secrets cache and
+    /// every SDK call and attempt is counted into `metrics` ([`CountApiCalls`]).
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        config: &AwsConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Self {
+        let counter = CountApiCalls::new(metrics);
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let eventbridge = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let secretsmanager = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(sdk)
+                .interceptor(counter)
+                .build(),
+        );
         Self {
             store: DynamoStore::new(dynamodb.clone(), config.store_table.clone()),
             idempotency: DynamoIdempotencyStore::new(
@@ -121,12 +146,9 @@ impl AwsAdapters {
                 config.work_queue_url.clone(),
                 config.dead_letter_queue_url.clone(),
             ),
-            events: EventBridgePublisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                config.event_bus_name.clone(),
-            ),
+            events: EventBridgePublisher::new(eventbridge, config.event_bus_name.clone()),
             secrets: Arc::new(CachedSecrets::new(
-                SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk)),
+                SecretsManagerSecrets::new(secretsmanager),
                 clock,
                 config.secrets_max_age,
             )),
@@ -142,6 +164,48 @@ impl AwsAdapters {
             clock,
             metrics,
         }
+    }
+}
+
+/// An SDK interceptor counting into the invocation's EMF metrics: `AwsApiCalls` per operation
+/// and `AwsApiAttempts` per HTTP attempt, so attempts minus calls are the SDK's own retries
+/// (throttling shows up there before it becomes an error).
+#[derive(Clone, Debug)]
+pub struct CountApiCalls {
+    metrics: Metrics,
+}
+
+impl CountApiCalls {
+    /// Counts into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for CountApiCalls {
+    fn name(&self) -> &'static str {
+        "CountApiCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.metrics.count("AwsApiCalls", 1);
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.metrics.count("AwsApiAttempts", 1);
+        Ok(())
     }
 }
 

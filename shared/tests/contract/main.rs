@@ -19,3 +19,4 @@ mod idempotency;
 mod queues;
 mod secrets;
 mod store;
+mod wiring;
