@@ -248,3 +248,58 @@ async fn eventbridge_partial_failure_is_not_success() {
     let err = publisher.publish(&events(1)).await.unwrap_err();
     assert!(matches!(err, PortError::Permanent { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn idempotency_lock_reads_the_blocker_when_the_failure_carries_no_item() {
+    use backbone::aws::DynamoIdempotencyStore;
+    use backbone::ports::{
+        IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutInProgressError,
+    };
+
+    let failed = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#;
+    let blocker = serde_json::json!({"Item": {
+        "id": {"S": "task#k"}, "status": {"S": "COMPLETED"}, "expiration": {"N": "1800000000"},
+        "validation": {"S": "h"}, "data": {"S": "\"result\""}
+    }});
+    let server = Scripted::start(vec![
+        // Condition failed without ALL_OLD's item: the adapter reads it.
+        (400, failed.into()),
+        (200, blocker.to_string()),
+        // Condition failed, and the blocker was deleted before the read: the put is retried.
+        (400, failed.into()),
+        (200, "{}".into()),
+        (200, "{}".into()),
+    ])
+    .await;
+    let store = DynamoIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&server.sdk), "idem");
+    let now = chrono::Utc::now();
+    let record = IdempotencyRecord {
+        key: "task#k".into(),
+        status: IdempotencyStatus::InProgress,
+        expires_at: now + chrono::Duration::hours(1),
+        in_progress_expires_at: Some(now + chrono::Duration::seconds(30)),
+        payload_hash: "h".into(),
+        result: None,
+    };
+    match store.put_in_progress(&record, now).await {
+        Err(PutInProgressError::Exists(existing)) => {
+            assert_eq!(existing.status, IdempotencyStatus::Completed);
+            assert_eq!(existing.result.as_deref(), Some("\"result\""));
+        }
+        other => panic!("expected the blocking record, got {other:?}"),
+    }
+    store.put_in_progress(&record, now).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 5);
+    assert_eq!(
+        requests[0]["ReturnValuesOnConditionCheckFailure"],
+        "ALL_OLD"
+    );
+    assert!(
+        requests[0]["ConditionExpression"]
+            .as_str()
+            .unwrap()
+            .contains("#in_progress_expiration <= :now_ms")
+    );
+    assert_eq!(requests[1]["ConsistentRead"], true);
+}
