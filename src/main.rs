@@ -10,6 +10,8 @@ use backbone::clock::SystemClock;
 use backbone::config::ProcessEnv;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
 use backbone::telemetry::{self, FileSink};
+use backbone::validate::ArtistId;
+use backbone::watchlist::{self, WatchlistName};
 use clap::{Parser, Subcommand};
 
 /// Run the music platform's background tasks locally, without an AWS account.
@@ -60,6 +62,36 @@ enum Command {
         /// The function.
         function: String,
     },
+    /// Watchlists: the rosters of artists the monitoring and sync functions work through.
+    Watchlist {
+        #[command(subcommand)]
+        command: WatchlistCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WatchlistCommand {
+    /// Add artists (ids, spotify: URIs or open.spotify.com URLs), creating the list if needed.
+    Add {
+        /// The watchlist.
+        name: String,
+        /// The artists.
+        #[arg(required = true)]
+        artists: Vec<String>,
+    },
+    /// Remove artists.
+    Remove {
+        /// The watchlist.
+        name: String,
+        /// The artists.
+        #[arg(required = true)]
+        artists: Vec<String>,
+    },
+    /// Show one watchlist, or list every watchlist's name.
+    List {
+        /// The watchlist (default: list the names).
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,11 +112,7 @@ fn runtime(db: &std::path::Path) -> Result<LocalRuntime> {
             .with_context(|| format!("opening {}", telemetry_path.display()))?,
     );
     telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
-    Ok(LocalRuntime {
-        db: db_handle,
-        clock: Arc::new(SystemClock),
-        sink,
-    })
+    Ok(LocalRuntime::new(db_handle, Arc::new(SystemClock), sink))
 }
 
 fn find<'a>(functions: &'a [Box<dyn Invoke>], name: &str) -> Result<&'a dyn Invoke> {
@@ -180,11 +208,45 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Watchlist { command } => {
+            watchlist_command(&runtime, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DeadLetters { function } => {
             let letters = runtime.queues(&function).dead_letters().await?;
             print_json(&letters)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+async fn watchlist_command(runtime: &LocalRuntime, command: WatchlistCommand) -> Result<()> {
+    let store = &runtime.db;
+    let parse_name = |name: &str| {
+        WatchlistName::new(name).map_err(|reason| anyhow::anyhow!("watchlist name: {reason}"))
+    };
+    let parse_artists = |artists: &[String]| -> Result<Vec<ArtistId>> {
+        artists
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ArtistId::parse(&format!("artists[{i}]"), a).map_err(anyhow::Error::from))
+            .collect()
+    };
+    match command {
+        WatchlistCommand::Add { name, artists } => {
+            let list =
+                watchlist::add(store, &parse_name(&name)?, &parse_artists(&artists)?).await?;
+            print_json(&list)
+        }
+        WatchlistCommand::Remove { name, artists } => {
+            let list =
+                watchlist::remove(store, &parse_name(&name)?, &parse_artists(&artists)?).await?;
+            print_json(&list)
+        }
+        WatchlistCommand::List { name: Some(name) } => {
+            print_json(&watchlist::load(store, &parse_name(&name)?).await?)
+        }
+        WatchlistCommand::List { name: None } => print_json(&watchlist::names(store).await?),
     }
 }
 

@@ -23,7 +23,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 const MAX_APPEND_ATTEMPTS: u32 = 64;
 
 /// What a caller wants recorded; the log adds the position and hashes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     /// The stream (one per task).
     pub stream: String,

@@ -60,8 +60,8 @@ impl Classify for IdempotencyError {
 pub enum Begin {
     /// Run it; finish with [`Idempotency::complete`] or [`Idempotency::abandon`].
     Run(Lock),
-    /// It already ran: here is its stored result.
-    Replay(String),
+    /// It already ran: here is its completed record (the stored result in `result`).
+    Replay(Box<IdempotencyRecord>),
 }
 
 /// A held in-progress lock.
@@ -125,23 +125,38 @@ impl Idempotency {
                     IdempotencyStatus::InProgress => Err(IdempotencyError::InProgress {
                         key: key.to_owned(),
                     }),
-                    IdempotencyStatus::Completed => match existing.result {
-                        Some(result) => Ok(Begin::Replay(result)),
-                        None => Err(IdempotencyError::Corrupt {
-                            key: key.to_owned(),
-                            reason: "completed without a result".into(),
-                        }),
-                    },
+                    IdempotencyStatus::Completed if existing.result.is_some() => {
+                        Ok(Begin::Replay(existing))
+                    }
+                    IdempotencyStatus::Completed => Err(IdempotencyError::Corrupt {
+                        key: key.to_owned(),
+                        reason: "completed without a result".into(),
+                    }),
                 }
             }
         }
     }
 
-    /// Marks the message done with its serialised `result`.
-    pub async fn complete(&self, lock: Lock, result: String) -> Result<(), PortError> {
+    /// Marks the message done with its serialised `result`; returns the completed record.
+    pub async fn complete(
+        &self,
+        lock: Lock,
+        result: String,
+    ) -> Result<IdempotencyRecord, PortError> {
         let mut record = lock.record;
         record.status = IdempotencyStatus::Completed;
         record.in_progress_expires_at = None;
+        record.result = Some(result);
+        self.store.update(&record).await?;
+        Ok(record)
+    }
+
+    /// Replaces the result of a completed record (once the work it left pending is done).
+    pub async fn finalize(
+        &self,
+        mut record: IdempotencyRecord,
+        result: String,
+    ) -> Result<(), PortError> {
         record.result = Some(result);
         self.store.update(&record).await
     }

@@ -10,8 +10,9 @@ use backbone::clock::ManualClock;
 use backbone::config::HarnessConfig;
 use backbone::error::{Classify, ErrorClass};
 use backbone::harness::{Cx, Task};
+use backbone::local::faults::{FaultPlan, Faulty};
 use backbone::local::{LocalDb, LocalFunction, LocalQueues, LocalRuntime};
-use backbone::ports::{ItemKey, Store};
+use backbone::ports::{ItemKey, PutCondition, Query, Store};
 use backbone::telemetry::Capture;
 use backbone::validate::{ArtistId, Validate, ValidationError};
 use chrono::{TimeZone, Utc};
@@ -135,17 +136,47 @@ impl Task for CreditTask {
             }
             Mode::Ok => {}
         }
-        let key = ItemKey::new(format!("artist#{}", input.artist), "plays");
-        let counters = self.store.add(&key, &[("plays", input.amount)]).await?;
+        // The effect is keyed by the business key and written conditionally: a re-run after a
+        // crash between the effect and the harness's completion record changes nothing.
+        let business_key = match &input.key {
+            Some(key) => key.clone(),
+            None => backbone::hash::hash_json(&input).map_err(|_| CreditError::Transient)?,
+        };
+        let key = ItemKey::new(
+            format!("artist#{}", input.artist),
+            format!("credit#{business_key}"),
+        );
+        match self
+            .store
+            .put(
+                &key,
+                &json!({ "amount": input.amount }),
+                PutCondition::NotExists,
+                None,
+            )
+            .await
+        {
+            Ok(_) | Err(backbone::error::PortError::Conflict { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
         cx.record(
             input.artist.to_string(),
             "plays.credited",
             json!({ "amount": input.amount }),
         );
-        Ok(CreditOutput {
-            total: counters["plays"],
-        })
+        let total = total_plays(self.store.as_ref(), input.artist.as_str()).await?;
+        Ok(CreditOutput { total })
     }
+}
+
+/// The plays credited to `artist`: the sum of its credit items.
+pub async fn total_plays(
+    store: &dyn Store,
+    artist: &str,
+) -> Result<i64, backbone::error::PortError> {
+    let query = Query::partition(format!("artist#{artist}")).prefix("credit#");
+    let items = backbone::ports::store::query_all(store, query, 10_000).await?;
+    Ok(items.iter().filter_map(|i| i.data["amount"].as_i64()).sum())
 }
 
 /// A local app: the test task on the embedded adapters, with captured logs and metrics.
@@ -164,19 +195,35 @@ impl App {
     }
 
     pub fn with_config(config: HarnessConfig) -> Self {
+        Self::build(config, None, backbone::local::MAX_RECEIVE_COUNT)
+    }
+
+    /// An app whose harness ports fail on a share of calls (`harness_faults`), and whose task
+    /// store fails too, before the write only (a lost `ADD` acknowledgement double-counts by
+    /// nature, whatever the harness does).
+    pub fn build(
+        config: HarnessConfig,
+        faults: Option<(Arc<FaultPlan>, Arc<FaultPlan>)>,
+        max_receive_count: u32,
+    ) -> Self {
         let db = LocalDb::in_memory().expect("in-memory database");
         let capture = Capture::new();
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap(),
         ));
-        let runtime = LocalRuntime {
-            db: db.clone(),
-            clock: clock.clone(),
-            sink: Arc::new(capture.clone()),
+        let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(capture.clone()));
+        runtime.max_receive_count = max_receive_count;
+        let store: Arc<dyn Store> = match &faults {
+            None => Arc::new(db.clone()),
+            Some((harness_faults, store_faults)) => {
+                runtime.faults = Some(harness_faults.clone());
+                store_faults.set_lost_acks(false);
+                Arc::new(Faulty::new(Arc::new(db.clone()), store_faults.clone()))
+            }
         };
         let runs = Arc::new(AtomicUsize::new(0));
         let task = CreditTask {
-            store: Arc::new(db.clone()),
+            store,
             runs: runs.clone(),
             credential: SecretString::from(SECRET_VALUE),
         };
@@ -191,17 +238,32 @@ impl App {
         }
     }
 
+    /// A second function instance on the same database and queue: a concurrent consumer.
+    pub fn second_consumer(app: &App, config: HarnessConfig) -> LocalFunction<CreditTask> {
+        let task = CreditTask {
+            store: Arc::new(app.db.clone()),
+            runs: app.runs.clone(),
+            credential: SecretString::from(SECRET_VALUE),
+        };
+        app.runtime.harness(task, config)
+    }
+
     pub fn queues(&self) -> LocalQueues {
         self.runtime.queues(CreditTask::NAME)
     }
 
     pub async fn plays(&self, artist: &str) -> i64 {
-        let key = ItemKey::new(format!("artist#{artist}"), "plays");
-        Store::get(&self.db, &key)
+        total_plays(&self.db, artist).await.unwrap()
+    }
+
+    /// How many times the task completed for `subject`, by the audit log's completion records.
+    pub async fn completions(&self, subject: &str) -> usize {
+        backbone::ports::AuditStore::read(&self.db, "credit-test", 0, 1000)
             .await
             .unwrap()
-            .map(|item| item.counters.get("plays").copied().unwrap_or(0))
-            .unwrap_or(0)
+            .iter()
+            .filter(|r| r.action == "completed" && r.subject == subject)
+            .count()
     }
 
     pub fn runs(&self) -> usize {

@@ -16,9 +16,10 @@ use crate::audit::AuditEntry;
 use crate::error::{Classify, ErrorClass, chain};
 use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
-use crate::ports::DeadLetter;
+use crate::ports::{DeadLetter, IdempotencyRecord, OutgoingMessage};
 use crate::telemetry::TraceContext;
 use crate::validate::{ValidationError, parse_json, parse_value};
+use serde::{Deserialize, Serialize};
 
 /// SQS refuses visibility timeouts over 12 hours; a longer `Retry-After` is capped to it.
 const MAX_VISIBILITY_DELAY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -70,6 +71,28 @@ pub struct Report {
     pub response: Value,
     /// Each message id with its outcome, in delivery order.
     pub messages: Vec<(String, Outcome)>,
+}
+
+/// What an idempotency record keeps: the output, and the work still to do after the task.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    output: Value,
+    #[serde(default)]
+    pending: Option<Pending>,
+}
+
+impl Stored {
+    fn encode(&self) -> String {
+        // A `Value` and plain structs always serialise.
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+}
+
+/// Fan-out messages and audit records of a completed run, not yet confirmed written.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    outbox: Vec<OutgoingMessage>,
+    audit: Vec<AuditEntry>,
 }
 
 /// One unit of work, from any trigger.
@@ -338,13 +361,9 @@ impl<T: Task> Harness<T> {
                 .await
             {
                 Ok(Begin::Run(lock)) => Some(lock),
-                Ok(Begin::Replay(result)) => {
+                Ok(Begin::Replay(record)) => {
                     info!(idempotencyKey = %key, "duplicate message: replaying the stored result");
-                    let output = serde_json::from_str(&result).unwrap_or(Value::Null);
-                    return Outcome::Completed {
-                        replayed: true,
-                        output,
-                    };
+                    return self.replay(unit, *record, &subject).await;
                 }
                 Err(err) => {
                     let class = err.class();
@@ -382,25 +401,119 @@ impl<T: Task> Harness<T> {
                     .await;
             }
         };
-        match self
-            .finish(&cx, &key, &payload_hash, &subject, &output)
-            .await
-        {
-            Ok(output) => {
-                if let Some(lock) = lock {
-                    self.complete(lock, &output).await;
+        let output = match serde_json::to_value(&output) {
+            Ok(output) => output,
+            Err(err) => {
+                self.release(lock).await;
+                let reason = format!("task output cannot be serialised: {err}");
+                return self
+                    .route(unit, ErrorClass::Permanent, reason, Some(&subject))
+                    .await;
+            }
+        };
+        let stored = Stored {
+            pending: Some(Pending {
+                outbox: cx.take_outbox(),
+                audit: self.audit_entries(&cx, &key, &payload_hash, &subject, &output),
+            }),
+            output,
+        };
+        // The task's work is recorded as done before anything else can fail, so a later
+        // failure (fan-out, audit) retries only that pending work, never the task itself.
+        let record = match (&self.idempotency, lock) {
+            (Some(idempotency), Some(lock)) => {
+                match idempotency.complete(lock, stored.encode()).await {
+                    Ok(record) => Some(record),
+                    Err(err) => {
+                        // The lock is kept: if the write landed, a redelivery replays and finishes
+                        // the pending work; if not, the lock expires at the deadline.
+                        let reason = format!("could not record the completion: {}", chain(&err));
+                        return self
+                            .route(unit, ErrorClass::Transient, reason, Some(&subject))
+                            .await;
+                    }
                 }
+            }
+            _ => None,
+        };
+        match self.settle(record, stored).await {
+            Ok(output) => {
                 info!(subject = %subject, "message completed");
                 Outcome::Completed {
                     replayed: false,
                     output,
                 }
             }
-            Err((class, reason)) => {
-                self.release(lock).await;
-                self.route(unit, class, reason, Some(&subject)).await
+            Err((class, reason)) => self.route(unit, class, reason, Some(&subject)).await,
+        }
+    }
+
+    /// Answers a duplicate from its completed record, first finishing any work the original
+    /// run left pending.
+    async fn replay(&self, unit: &Unit, record: IdempotencyRecord, subject: &str) -> Outcome {
+        let stored = match record.result.as_deref().map(serde_json::from_str::<Stored>) {
+            Some(Ok(stored)) => stored,
+            _ => {
+                let reason = format!(
+                    "idempotency record {} holds an unreadable result",
+                    record.key
+                );
+                return self
+                    .route(unit, ErrorClass::Permanent, reason, Some(subject))
+                    .await;
+            }
+        };
+        if stored.pending.is_some() {
+            self.ports.metrics.count("PendingWorkResumed", 1);
+        }
+        match self.settle(Some(record), stored).await {
+            Ok(output) => Outcome::Completed {
+                replayed: true,
+                output,
+            },
+            Err((class, reason)) => self.route(unit, class, reason, Some(subject)).await,
+        }
+    }
+
+    /// Does the pending work of `stored` (fan-out, then audit; both idempotent) and marks the
+    /// record finished.
+    async fn settle(
+        &self,
+        record: Option<IdempotencyRecord>,
+        stored: Stored,
+    ) -> Result<Value, (ErrorClass, String)> {
+        let Some(pending) = stored.pending else {
+            return Ok(stored.output);
+        };
+        if !pending.outbox.is_empty() {
+            self.ports
+                .queues
+                .send(&pending.outbox)
+                .await
+                .map_err(|err| (err.class(), chain(&err)))?;
+            self.ports
+                .metrics
+                .count("FanOutMessages", pending.outbox.len() as u64);
+        }
+        for entry in pending.audit {
+            self.audit
+                .append(entry)
+                .await
+                .map_err(|err| (err.class(), chain(&err)))?;
+        }
+        let finished = Stored {
+            output: stored.output,
+            pending: None,
+        };
+        if let (Some(idempotency), Some(record)) = (&self.idempotency, record) {
+            let key = record.key.clone();
+            if let Err(err) = idempotency.finalize(record, finished.encode()).await {
+                // Harmless: a later duplicate redoes the pending work, which is idempotent.
+                self.ports.metrics.count("IdempotencyFinalizeErrors", 1);
+                warn!(idempotencyKey = %key, error = %chain(&err), "could not mark the pending work done");
             }
         }
+        Ok(finished.output)
     }
 
     fn parse(&self, unit: &Unit) -> Result<T::Input, ValidationError> {
@@ -436,33 +549,15 @@ impl<T: Task> Harness<T> {
         }
     }
 
-    /// After a successful run: fan-out, then audit. Any failure undoes nothing (effects are
-    /// idempotent) and hands the message back.
-    async fn finish(
+    /// The audit records of a successful run: one per side effect, then the completion.
+    fn audit_entries(
         &self,
         cx: &Cx,
         key: &str,
         payload_hash: &str,
         subject: &str,
-        output: &T::Output,
-    ) -> Result<Value, (ErrorClass, String)> {
-        let output = serde_json::to_value(output).map_err(|err| {
-            (
-                ErrorClass::Permanent,
-                format!("task output cannot be serialised: {err}"),
-            )
-        })?;
-        let outbox = cx.take_outbox();
-        if !outbox.is_empty() {
-            self.ports
-                .queues
-                .send(&outbox)
-                .await
-                .map_err(|err| (err.class(), chain(&err)))?;
-            self.ports
-                .metrics
-                .count("FanOutMessages", outbox.len() as u64);
-        }
+        output: &Value,
+    ) -> Vec<AuditEntry> {
         // With idempotency off (control runs), duplicates must show in the audit log too.
         let audit_key = self.idempotency.as_ref().map(|_| key.to_owned());
         let mut entries: Vec<AuditEntry> = cx
@@ -480,7 +575,8 @@ impl<T: Task> Harness<T> {
                 )
             })
             .collect();
-        let output_hash = hash_json(&output).unwrap_or_default();
+        let output_hash = hash_json(output).unwrap_or_default();
+        let fan_out = cx.outbox.lock().unwrap_or_else(|p| p.into_inner()).len();
         entries.push(self.entry(
             cx,
             audit_key,
@@ -488,15 +584,9 @@ impl<T: Task> Harness<T> {
             "completed".to_owned(),
             payload_hash,
             "ok",
-            json!({ "messageId": cx.message_id, "outputHash": output_hash, "fanOut": outbox.len() }),
+            json!({ "messageId": cx.message_id, "outputHash": output_hash, "fanOut": fan_out }),
         ));
-        for entry in entries {
-            self.audit
-                .append(entry)
-                .await
-                .map_err(|err| (err.class(), chain(&err)))?;
-        }
-        Ok(output)
+        entries
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -521,19 +611,6 @@ impl<T: Task> Harness<T> {
             input_hash: input_hash.to_owned(),
             outcome: outcome.to_owned(),
             detail,
-        }
-    }
-
-    async fn complete(&self, lock: Lock, output: &Value) {
-        let Some(idempotency) = &self.idempotency else {
-            return;
-        };
-        let key = lock.key().to_owned();
-        if let Err(err) = idempotency.complete(lock, output.to_string()).await {
-            // The effect happened and is audited; reporting a failure would only run it again.
-            // The lock expires at the deadline, and a later duplicate re-runs an idempotent task.
-            self.ports.metrics.count("IdempotencyCompleteErrors", 1);
-            error!(idempotencyKey = %key, error = %chain(&err), "could not mark the message completed");
         }
     }
 

@@ -6,6 +6,7 @@
 //! the AWS adapters alone.
 
 mod db;
+pub mod faults;
 mod queue;
 mod runtime;
 mod secrets;

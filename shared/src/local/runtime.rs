@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::faults::{FaultPlan, Faulty};
 use super::{LocalBus, LocalDb, LocalQueues};
 use crate::clock::Clock;
 use crate::config::HarnessConfig;
@@ -17,14 +18,17 @@ use crate::error::PortError;
 use crate::harness::{
     Harness, HarnessError, HarnessPorts, Invocation, Outcome, Report, Task, metrics_for,
 };
+use crate::ports::{AuditStore, IdempotencyStore, Queues};
 use crate::telemetry::LineSink;
 
 /// Local stand-in for the function timeout: the in-progress lock's lifetime.
-pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(900);
+pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Receipts before a local message is moved to the dead letters (the template's redrive).
 pub const MAX_RECEIVE_COUNT: u32 = 3;
-/// How long a received local message stays hidden before it is redelivered.
-pub const VISIBILITY: Duration = Duration::from_secs(1);
+/// How long a received local message stays hidden before it is redelivered: six times the
+/// timeout, as the template sets every queue, so a redelivery never finds the lock of a
+/// crashed receipt still held.
+pub const VISIBILITY: Duration = Duration::from_secs(6 * 60);
 
 /// What every local function shares: one database, one clock, one output sink.
 #[derive(Clone)]
@@ -35,12 +39,21 @@ pub struct LocalRuntime {
     pub clock: Arc<dyn Clock>,
     /// Where logs and metrics go.
     pub sink: Arc<dyn LineSink>,
+    /// Faults to inject into the harness's ports (reliability tests and soak runs only).
+    pub faults: Option<Arc<FaultPlan>>,
+    /// Receipts before a local message is dead-lettered (default [`MAX_RECEIVE_COUNT`]).
+    pub max_receive_count: u32,
 }
 
 impl LocalRuntime {
     /// The work queue (and dead letters) of `task`.
     pub fn queues(&self, task: &str) -> LocalQueues {
-        LocalQueues::new(self.db.clone(), task, self.clock.clone(), MAX_RECEIVE_COUNT)
+        LocalQueues::new(
+            self.db.clone(),
+            task,
+            self.clock.clone(),
+            self.max_receive_count,
+        )
     }
 
     /// The local event bus.
@@ -48,13 +61,37 @@ impl LocalRuntime {
         LocalBus::new(self.db.clone())
     }
 
-    /// Puts `task` under a harness whose ports are all local.
+    /// A local runtime on `db` with the system clock and no faults.
+    pub fn new(db: LocalDb, clock: Arc<dyn Clock>, sink: Arc<dyn LineSink>) -> Self {
+        Self {
+            db,
+            clock,
+            sink,
+            faults: None,
+            max_receive_count: MAX_RECEIVE_COUNT,
+        }
+    }
+
+    /// Puts `task` under a harness whose ports are all local (and faulty, with a fault plan).
     pub fn harness<T: Task>(&self, task: T, config: HarnessConfig) -> LocalFunction<T> {
         let queues = self.queues(T::NAME);
+        let db = Arc::new(self.db.clone());
+        let (idempotency, audit, queue_port): (
+            Arc<dyn IdempotencyStore>,
+            Arc<dyn AuditStore>,
+            Arc<dyn Queues>,
+        ) = match &self.faults {
+            None => (db.clone(), db, Arc::new(queues.clone())),
+            Some(plan) => (
+                Arc::new(Faulty::new(db.clone(), plan.clone())),
+                Arc::new(Faulty::new(db, plan.clone())),
+                Arc::new(Faulty::new(Arc::new(queues.clone()), plan.clone())),
+            ),
+        };
         let ports = HarnessPorts {
-            idempotency: Arc::new(self.db.clone()),
-            audit: Arc::new(self.db.clone()),
-            queues: Arc::new(queues.clone()),
+            idempotency,
+            audit,
+            queues: queue_port,
             clock: self.clock.clone(),
             metrics: metrics_for(&config, T::NAME, self.sink.clone()),
         };

@@ -81,7 +81,7 @@ async fn completed_results_are_replayed(store: Arc<dyn IdempotencyStore>) {
         .await
         .unwrap();
     match idempotency.begin(&key, "hash-a", deadline).await {
-        Ok(Begin::Replay(result)) => assert_eq!(result, r#"{"ok":true}"#),
+        Ok(Begin::Replay(record)) => assert_eq!(record.result.as_deref(), Some(r#"{"ok":true}"#)),
         other => panic!("expected a replay, got {other:?}"),
     }
     let record = store.get(&key).await.unwrap().unwrap();
