@@ -112,14 +112,14 @@ pub async fn idempotency_table(sdk: &SdkConfig) -> String {
     .await
 }
 
-/// An audit table as the SAM template declares it: `pk` (S) / `sk` (S).
+/// An audit table as the SAM template declares it: `stream` (S) / `seq` (N).
 pub async fn audit_table(sdk: &SdkConfig) -> String {
     create_table(
         sdk,
         "audit",
         &[
-            ("pk", ScalarAttributeType::S, KeyType::Hash),
-            ("sk", ScalarAttributeType::S, KeyType::Range),
+            ("stream", ScalarAttributeType::S, KeyType::Hash),
+            ("seq", ScalarAttributeType::N, KeyType::Range),
         ],
     )
     .await

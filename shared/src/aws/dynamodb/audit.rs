@@ -1,16 +1,13 @@
 //! [`AuditStore`] on DynamoDB.
 //!
-//! Key schema (the SAM template's `AuditTable`): partition key `pk` (S), sort key `sk` (S), no
-//! TTL. Three kinds of item share it:
+//! Key schema (the SAM template's `AuditTable`): partition key `stream` (S), sort key `seq` (N),
+//! no TTL. Three kinds of item share it:
 //!
-//! | item | `pk` | `sk` | other attributes |
+//! | item | `stream` | `seq` | other attributes |
 //! |---|---|---|---|
-//! | record | the stream | `seq` zero-padded to 20 digits | `stream`, `seq` (N) and every other [`AuditRecord`] field (`at` RFC 3339, `detail` JSON text) |
-//! | once-marker | `#once#<sha256(idempotency_key, action)>` | `#` | `idempotency_key`, `action`, `stream`, `seq` |
-//! | stream index | `#streams` | the stream | |
-//!
-//! The padding makes the string sort key order records by number, so `last` is a descending
-//! query with `Limit 1` and `read` a range query after a position.
+//! | record | the stream | 1, 2, ... | every [`AuditRecord`] field (`at` RFC 3339, `detail` JSON text) |
+//! | once-marker | `#once#<sha256(idempotency_key, action)>` | 0 | `idempotency_key`, `action`, `of_stream`, `of_seq` |
+//! | stream index | `#streams` | first 8 bytes of sha256(stream) as u64 | `name` |
 //!
 //! An append is one `TransactWriteItems`: the record, conditional on `(stream, seq)` being free
 //! (else [`PortError::Conflict`]: another writer took the number), the once-marker, conditional
@@ -61,8 +58,6 @@ pub(crate) struct AuditItem(pub(crate) RawItem);
 impl From<&AuditRecord> for AuditItem {
     fn from(record: &AuditRecord) -> Self {
         let mut item = HashMap::from([
-            ("pk".to_owned(), s(&record.stream)),
-            ("sk".to_owned(), s(seq_key(record.seq))),
             ("stream".to_owned(), s(&record.stream)),
             ("seq".to_owned(), n(record.seq)),
             // AutoSi keeps every sub-second digit, so the hash recomputed on verify matches.
@@ -131,17 +126,19 @@ fn once_partition(idempotency_key: &str, action: &str) -> String {
     format!("#once#{digest}")
 }
 
-/// The sort key of record `seq`: zero-padded so string order is numeric order.
-fn seq_key(seq: u64) -> String {
-    format!("{seq:020}")
+/// The sort key of `stream` in the stream index. Collisions of 64-bit hashes between stream
+/// names (one per task) are not a practical concern.
+fn index_seq(stream: &str) -> u64 {
+    let digest = sha256_hex(stream.as_bytes());
+    u64::from_str_radix(&digest[..16], 16).unwrap_or_default()
 }
 
 fn put(table: &str, item: RawItem, conditional: bool) -> Result<TransactWriteItem, PortError> {
     let mut builder = Put::builder().table_name(table).set_item(Some(item));
     if conditional {
         builder = builder
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", "pk");
+            .condition_expression("attribute_not_exists(#stream)")
+            .expression_attribute_names("#stream", "stream");
     }
     let put = builder
         .build()
@@ -198,8 +195,8 @@ impl AuditStore for DynamoAuditStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#pk = :stream")
-            .expression_attribute_names("#pk", "pk")
+            .key_condition_expression("#stream = :stream")
+            .expression_attribute_names("#stream", "stream")
             .expression_attribute_values(":stream", s(stream))
             .scan_index_forward(false)
             .limit(1)
@@ -227,19 +224,20 @@ impl AuditStore for DynamoAuditStore {
         let has_marker = record.idempotency_key.is_some();
         if let Some(key) = &record.idempotency_key {
             let marker = HashMap::from([
-                ("pk".to_owned(), s(once_partition(key, &record.action))),
-                ("sk".to_owned(), s("#")),
+                ("stream".to_owned(), s(once_partition(key, &record.action))),
+                ("seq".to_owned(), n(0)),
                 ("idempotency_key".to_owned(), s(key)),
                 ("action".to_owned(), s(&record.action)),
-                ("stream".to_owned(), s(&record.stream)),
-                ("seq".to_owned(), n(record.seq)),
+                ("of_stream".to_owned(), s(&record.stream)),
+                ("of_seq".to_owned(), n(record.seq)),
             ]);
             items.push(put(&self.table, marker, true)?);
         }
         if record.seq == 1 {
             let index = HashMap::from([
-                ("pk".to_owned(), s(STREAMS_PARTITION)),
-                ("sk".to_owned(), s(&record.stream)),
+                ("stream".to_owned(), s(STREAMS_PARTITION)),
+                ("seq".to_owned(), n(index_seq(&record.stream))),
+                ("name".to_owned(), s(&record.stream)),
             ]);
             items.push(put(&self.table, index, false)?);
         }
@@ -282,11 +280,11 @@ impl AuditStore for DynamoAuditStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :stream AND #sk > :after")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
+                .key_condition_expression("#stream = :stream AND #seq > :after")
+                .expression_attribute_names("#stream", "stream")
+                .expression_attribute_names("#seq", "seq")
                 .expression_attribute_values(":stream", s(stream))
-                .expression_attribute_values(":after", s(seq_key(after)))
+                .expression_attribute_values(":after", n(after))
                 .consistent_read(true)
                 .limit((limit - records.len()) as i32)
                 .set_exclusive_start_key(start.take())
@@ -312,15 +310,15 @@ impl AuditStore for DynamoAuditStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :index")
-                .expression_attribute_names("#pk", "pk")
+                .key_condition_expression("#stream = :index")
+                .expression_attribute_names("#stream", "stream")
                 .expression_attribute_values(":index", s(STREAMS_PARTITION))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|err| sdk_error("audit.streams", err))?;
             for item in output.items.unwrap_or_default() {
-                names.push(Attrs::new(&item, "audit.streams").string("sk")?);
+                names.push(Attrs::new(&item, "audit.streams").string("name")?);
             }
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -362,12 +360,5 @@ mod tests {
     fn once_partition_is_unambiguous() {
         assert_ne!(once_partition("a#b", "c"), once_partition("a", "b#c"));
         assert!(once_partition("k", "a").starts_with("#once#"));
-    }
-
-    #[test]
-    fn sequence_keys_sort_numerically() {
-        assert!(seq_key(9) < seq_key(10));
-        assert!(seq_key(99_999) < seq_key(u64::MAX));
-        assert_eq!(seq_key(u64::MAX).len(), 20);
     }
 }
