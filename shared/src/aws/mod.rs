@@ -15,6 +15,7 @@
 //! The SDK configuration comes from the standard chain ([`load_sdk_config`]): in Lambda the
 //! execution role; in tests `AWS_ENDPOINT_URL` points every client at the emulator.
 
+mod cold_start;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod secrets;
@@ -33,6 +34,7 @@ use crate::harness::HarnessPorts;
 use crate::secrets_cache::CachedSecrets;
 use crate::telemetry::Metrics;
 
+pub use cold_start::ColdStart;
 pub use dynamodb::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
 pub use eventbridge::EventBridgePublisher;
 pub use secrets::SecretsManagerSecrets;

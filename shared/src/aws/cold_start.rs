@@ -1,0 +1,68 @@
+//! Cold start of a deployed function: configuration, telemetry and the AWS adapters, once.
+//!
+//! Every function's `main.rs` calls [`ColdStart::from_env`], builds its task from the
+//! adapters, and hands it to [`crate::harness::serve`]. A missing or malformed variable stops
+//! the cold start with an error that names it.
+
+use std::sync::Arc;
+
+use crate::config::{ConfigError, HarnessConfig, ProcessEnv};
+use crate::harness::{Harness, HarnessPorts, Task, metrics_for};
+use crate::secrets_cache::CachedSecrets;
+use crate::telemetry::{self, Metrics, Stdout};
+
+use super::{AwsAdapters, AwsConfig, SecretsManagerSecrets, load_sdk_config};
+
+/// How long a secret value is cached in memory before Secrets Manager is asked again.
+const SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What a function has once its cold start is done.
+pub struct ColdStart {
+    /// The harness settings.
+    pub config: HarnessConfig,
+    /// The resource names.
+    pub aws: AwsConfig,
+    /// The adapters.
+    pub adapters: AwsAdapters,
+    /// The function's metrics (EMF on stdout); give a clone to adapters that count calls.
+    pub metrics: Metrics,
+    /// Secrets Manager behind an in-memory TTL cache.
+    pub secrets: Arc<CachedSecrets<SecretsManagerSecrets>>,
+}
+
+impl ColdStart {
+    /// Reads the environment for the function `task` at `crate_version`, installs the JSON
+    /// logger and builds every client.
+    pub async fn from_env(task: &str, crate_version: &str) -> Result<Self, ConfigError> {
+        telemetry::init(&ProcessEnv)?;
+        let config = HarnessConfig::from_env(&ProcessEnv, task, crate_version)?;
+        let aws = AwsConfig::from_env(&ProcessEnv)?;
+        let sdk = load_sdk_config().await;
+        let adapters = AwsAdapters::new(&sdk, &aws);
+        let metrics = metrics_for(&config, task, Arc::new(Stdout));
+        let secrets = Arc::new(CachedSecrets::new(
+            adapters.secrets.clone(),
+            Arc::new(crate::clock::SystemClock),
+            SECRET_TTL,
+        ));
+        Ok(Self {
+            config,
+            aws,
+            adapters,
+            metrics,
+            secrets,
+        })
+    }
+
+    /// Puts `task` under the harness on the AWS adapters.
+    pub fn harness<T: Task>(&self, task: T) -> Harness<T> {
+        let ports = HarnessPorts {
+            idempotency: Arc::new(self.adapters.idempotency.clone()),
+            audit: Arc::new(self.adapters.audit.clone()),
+            queues: Arc::new(self.adapters.queues.clone()),
+            clock: Arc::new(crate::clock::SystemClock),
+            metrics: self.metrics.clone(),
+        };
+        Harness::new(task, ports, self.config.clone())
+    }
+}
