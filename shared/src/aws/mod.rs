@@ -21,17 +21,13 @@ pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use crate::clock::Clock;
-use crate::config::{ConfigError, EnvSource, required, seconds};
+use crate::config::{ConfigError, EnvSource, required};
 use crate::error::PortError;
-use crate::harness::HarnessPorts;
-use crate::secrets_cache::CachedSecrets;
 use crate::telemetry::Metrics;
 
 pub use cold_start::ColdStart;
@@ -58,9 +54,6 @@ pub struct AwsConfig {
     pub event_bus_name: String,
     /// `SPOTIFY_SECRET_ID`: name or ARN of the Spotify credentials secret.
     pub spotify_secret_id: String,
-    /// `POWERTOOLS_PARAMETERS_MAX_AGE`: seconds a fetched secret is reused before it is fetched
-    /// again (default 300; Powertools' name for the same knob).
-    pub secrets_max_age: Duration,
 }
 
 impl AwsConfig {
@@ -74,7 +67,6 @@ impl AwsConfig {
             dead_letter_queue_url: required(env, "DEAD_LETTER_QUEUE_URL")?,
             event_bus_name: required(env, "EVENT_BUS_NAME")?,
             spotify_secret_id: required(env, "SPOTIFY_SECRET_ID")?,
-            secrets_max_age: seconds(env, "POWERTOOLS_PARAMETERS_MAX_AGE", 300, 0..=86_400)?,
         })
     }
 }
@@ -102,40 +94,38 @@ pub struct AwsAdapters {
     pub queues: SqsQueues,
     /// The event bus.
     pub events: EventBridgePublisher,
-    /// Secrets Manager, behind the TTL cache.
-    pub secrets: Arc<CachedSecrets<SecretsManagerSecrets>>,
+    /// Secrets Manager (uncached: wrap in [`CachedSecrets`](crate::secrets_cache::CachedSecrets)).
+    pub secrets: SecretsManagerSecrets,
 }
 
 impl AwsAdapters {
-    /// Builds the clients once and the adapters on them; `clock` times the secrets cache and
-    /// every SDK call and attempt is counted into `metrics` ([`CountApiCalls`]).
-    pub fn new(
+    /// Builds the clients once and the adapters on them.
+    pub fn new(sdk: &aws_config::SdkConfig, config: &AwsConfig) -> Self {
+        Self::build(sdk, config, None)
+    }
+
+    /// As [`AwsAdapters::new`], with every SDK call and attempt counted into `metrics`
+    /// ([`CountApiCalls`]).
+    pub fn with_metrics(sdk: &aws_config::SdkConfig, config: &AwsConfig, metrics: Metrics) -> Self {
+        Self::build(sdk, config, Some(CountApiCalls::new(metrics)))
+    }
+
+    fn build(
         sdk: &aws_config::SdkConfig,
         config: &AwsConfig,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
+        counter: Option<CountApiCalls>,
     ) -> Self {
-        let counter = CountApiCalls::new(metrics);
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(sdk)
-                .interceptor(counter.clone())
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(sdk)
-                .interceptor(counter.clone())
-                .build(),
-        );
-        let eventbridge = aws_sdk_eventbridge::Client::from_conf(
-            aws_sdk_eventbridge::config::Builder::from(sdk)
-                .interceptor(counter.clone())
-                .build(),
-        );
-        let secretsmanager = aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::config::Builder::from(sdk)
-                .interceptor(counter)
-                .build(),
-        );
+        // One builder per service, from the shared configuration, with the interceptor if any.
+        macro_rules! client {
+            ($sdk_crate:ident) => {{
+                let mut builder = $sdk_crate::config::Builder::from(sdk);
+                if let Some(counter) = &counter {
+                    builder = builder.interceptor(counter.clone());
+                }
+                $sdk_crate::Client::from_conf(builder.build())
+            }};
+        }
+        let dynamodb = client!(aws_sdk_dynamodb);
         Self {
             store: DynamoStore::new(dynamodb.clone(), config.store_table.clone()),
             idempotency: DynamoIdempotencyStore::new(
@@ -144,27 +134,15 @@ impl AwsAdapters {
             ),
             audit: DynamoAuditStore::new(dynamodb, config.audit_table.clone()),
             queues: SqsQueues::new(
-                sqs,
+                client!(aws_sdk_sqs),
                 config.work_queue_url.clone(),
                 config.dead_letter_queue_url.clone(),
             ),
-            events: EventBridgePublisher::new(eventbridge, config.event_bus_name.clone()),
-            secrets: Arc::new(CachedSecrets::new(
-                SecretsManagerSecrets::new(secretsmanager),
-                clock,
-                config.secrets_max_age,
-            )),
-        }
-    }
-
-    /// What the harness needs, on these adapters.
-    pub fn harness_ports(&self, clock: Arc<dyn Clock>, metrics: Metrics) -> HarnessPorts {
-        HarnessPorts {
-            idempotency: Arc::new(self.idempotency.clone()),
-            audit: Arc::new(self.audit.clone()),
-            queues: Arc::new(self.queues.clone()),
-            clock,
-            metrics,
+            events: EventBridgePublisher::new(
+                client!(aws_sdk_eventbridge),
+                config.event_bus_name.clone(),
+            ),
+            secrets: SecretsManagerSecrets::new(client!(aws_sdk_secretsmanager)),
         }
     }
 }

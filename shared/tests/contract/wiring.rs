@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backbone::aws::{AwsAdapters, AwsConfig};
 use backbone::clock::SystemClock;
@@ -10,7 +11,7 @@ use backbone::ports::{
     AuditStore, BusEvent, EventPublisher, IdempotencyStore, ItemKey, OutgoingMessage, PutCondition,
     Queues, Secrets, Store,
 };
-use backbone::secrets_cache::SpotifyCredentials;
+use backbone::secrets_cache::{CachedSecrets, SpotifyCredentials};
 use backbone::telemetry::{Capture, Metrics};
 use backbone::{ExposeSecret, SecretString};
 
@@ -48,7 +49,12 @@ async fn adapters_built_from_the_environment_reach_every_port_and_count_calls() 
     let config = AwsConfig::from_env(&env).unwrap();
     let capture = Capture::new();
     let metrics = Metrics::new("MusicTasks", vec![], Arc::new(capture.clone()));
-    let aws = AwsAdapters::new(&sdk, &config, Arc::new(SystemClock), metrics.clone());
+    let aws = AwsAdapters::with_metrics(&sdk, &config, metrics.clone());
+    let secrets = CachedSecrets::new(
+        aws.secrets.clone(),
+        Arc::new(SystemClock),
+        Duration::from_secs(300),
+    );
 
     let key = ItemKey::new(unique("artist"), "profile");
     aws.store
@@ -84,17 +90,16 @@ async fn adapters_built_from_the_environment_reach_every_port_and_count_calls() 
         .await
         .unwrap();
     let json = r#"{"client_id":"cid","client_secret":"s"}"#;
-    aws.secrets
+    secrets
         .put(&config.spotify_secret_id, &SecretString::from(json))
         .await
         .unwrap();
-    let credentials = SpotifyCredentials::load(aws.secrets.as_ref(), &config.spotify_secret_id)
+    let credentials = SpotifyCredentials::load(&secrets, &config.spotify_secret_id)
         .await
         .unwrap();
     assert_eq!(credentials.client_secret.expose_secret(), "s");
-    // The harness gets the same adapters.
-    let ports = aws.harness_ports(Arc::new(SystemClock), metrics.clone());
-    assert_eq!(ports.idempotency.get("nothing").await.unwrap(), None);
+    // An uncached read goes to Secrets Manager.
+    assert!(aws.secrets.get(&config.spotify_secret_id).await.is_ok());
 
     metrics.flush(chrono::Utc::now());
     let line = capture
@@ -102,8 +107,8 @@ async fn adapters_built_from_the_environment_reach_every_port_and_count_calls() 
         .into_iter()
         .find(|line| line.get("AwsApiCalls").is_some())
         .expect("an EMF line with the SDK call count");
-    // put, get, get, query, send, publish, put secret (+ create on first write), get secret
-    // (the cache then serves the load), get.
+    // UpdateItem, GetItem, GetItem, Query, SendMessageBatch, PutEvents, PutSecretValue
+    // (+ CreateSecret on the first write), GetSecretValue; the cache served the load.
     let calls = line["AwsApiCalls"].as_f64().unwrap();
     assert!(calls >= 9.0, "{line}");
     assert!(line["AwsApiAttempts"].as_f64().unwrap() >= calls, "{line}");
