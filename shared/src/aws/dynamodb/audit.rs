@@ -130,6 +130,7 @@ fn once_partition(idempotency_key: &str, action: &str) -> String {
 /// names (one per task) are not a practical concern.
 fn index_seq(stream: &str) -> u64 {
     let digest = sha256_hex(stream.as_bytes());
+    // Sixteen hex digits of a SHA-256 always parse; the default is unreachable.
     u64::from_str_radix(&digest[..16], 16).unwrap_or_default()
 }
 
