@@ -8,7 +8,7 @@
 //!
 //! No port operation writes in batches, so `BatchWriteItem` and its `UnprocessedItems` do not
 //! arise; throttling of single-item calls is retried by the SDK (standard mode) and then
-//! surfaces as [`PortError::Transient`](crate::error::PortError::Transient).
+//! surfaces as [`PortError::Transient`].
 
 pub mod audit;
 pub mod idempotency;
