@@ -13,6 +13,7 @@
 mod helpers;
 
 mod audit;
+mod differential;
 mod events;
 mod faults;
 mod idempotency;
