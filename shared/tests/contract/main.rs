@@ -7,8 +7,10 @@
 //! `infra/moto.sh start && source .local/moto.env`. Without `AWS_ENDPOINT_URL` they fail under
 //! `CI` and are skipped, with a notice, elsewhere.
 //!
+//! Beside the per-port suites: `differential` replays seeded random `Store` operations on both
+//! backends and compares every answer; `wiring` builds `AwsAdapters` from the environment;
 //! `faults` covers what the emulator cannot produce (throttling, partial batch failures) with a
-//! scripted loopback responder; it needs no emulator.
+//! scripted loopback responder, and needs no emulator.
 
 mod helpers;
 
