@@ -4,3 +4,4 @@ mod cli;
 mod harness;
 mod helpers;
 mod reliability;
+mod sqs;

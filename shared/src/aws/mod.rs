@@ -18,6 +18,10 @@
 mod cold_start;
 pub mod dynamodb;
 pub mod eventbridge;
+#[cfg(feature = "local")]
+pub mod poller;
+#[cfg(feature = "local")]
+pub mod provision;
 pub mod secrets;
 pub mod sqs;
 
