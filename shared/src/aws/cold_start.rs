@@ -38,8 +38,9 @@ impl ColdStart {
         let config = HarnessConfig::from_env(&ProcessEnv, task, crate_version)?;
         let aws = AwsConfig::from_env(&ProcessEnv)?;
         let sdk = load_sdk_config().await;
-        let adapters = AwsAdapters::new(&sdk, &aws);
         let metrics = metrics_for(&config, task, Arc::new(Stdout));
+        // Every SDK call and retry is counted into the invocation's EMF metrics.
+        let adapters = AwsAdapters::with_metrics(&sdk, &aws, metrics.clone());
         let secrets = Arc::new(CachedSecrets::new(
             adapters.secrets.clone(),
             Arc::new(crate::clock::SystemClock),

@@ -32,6 +32,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::{ConfigError, EnvSource, required};
 use crate::error::PortError;
+use crate::telemetry::Metrics;
 
 pub use cold_start::ColdStart;
 pub use dynamodb::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
@@ -83,7 +84,8 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Every production adapter, built from one SDK configuration at cold start.
+/// Every production adapter, built from one SDK configuration at cold start (clients are cheap
+/// to clone and share one connection pool).
 #[derive(Clone, Debug)]
 pub struct AwsAdapters {
     /// The task data store.
@@ -96,15 +98,38 @@ pub struct AwsAdapters {
     pub queues: SqsQueues,
     /// The event bus.
     pub events: EventBridgePublisher,
-    /// Secrets Manager (uncached: wrap in `CachedSecrets`).
+    /// Secrets Manager (uncached: wrap in [`CachedSecrets`](crate::secrets_cache::CachedSecrets)).
     pub secrets: SecretsManagerSecrets,
 }
 
 impl AwsAdapters {
     /// Builds the clients once and the adapters on them.
     pub fn new(sdk: &aws_config::SdkConfig, config: &AwsConfig) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        Self::build(sdk, config, None)
+    }
+
+    /// As [`AwsAdapters::new`], with every SDK call and attempt counted into `metrics`
+    /// ([`CountApiCalls`]).
+    pub fn with_metrics(sdk: &aws_config::SdkConfig, config: &AwsConfig, metrics: Metrics) -> Self {
+        Self::build(sdk, config, Some(CountApiCalls::new(metrics)))
+    }
+
+    fn build(
+        sdk: &aws_config::SdkConfig,
+        config: &AwsConfig,
+        counter: Option<CountApiCalls>,
+    ) -> Self {
+        // One builder per service, from the shared configuration, with the interceptor if any.
+        macro_rules! client {
+            ($sdk_crate:ident) => {{
+                let mut builder = $sdk_crate::config::Builder::from(sdk);
+                if let Some(counter) = &counter {
+                    builder = builder.interceptor(counter.clone());
+                }
+                $sdk_crate::Client::from_conf(builder.build())
+            }};
+        }
+        let dynamodb = client!(aws_sdk_dynamodb);
         Self {
             store: DynamoStore::new(dynamodb.clone(), config.store_table.clone()),
             idempotency: DynamoIdempotencyStore::new(
@@ -113,16 +138,58 @@ impl AwsAdapters {
             ),
             audit: DynamoAuditStore::new(dynamodb, config.audit_table.clone()),
             queues: SqsQueues::new(
-                sqs,
+                client!(aws_sdk_sqs),
                 config.work_queue_url.clone(),
                 config.dead_letter_queue_url.clone(),
             ),
             events: EventBridgePublisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
+                client!(aws_sdk_eventbridge),
                 config.event_bus_name.clone(),
             ),
-            secrets: SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            secrets: SecretsManagerSecrets::new(client!(aws_sdk_secretsmanager)),
         }
+    }
+}
+
+/// An SDK interceptor counting into the invocation's EMF metrics: `AwsApiCalls` per operation
+/// and `AwsApiAttempts` per HTTP attempt, so attempts minus calls are the SDK's own retries
+/// (throttling shows up there before it becomes an error).
+#[derive(Clone, Debug)]
+pub struct CountApiCalls {
+    metrics: Metrics,
+}
+
+impl CountApiCalls {
+    /// Counts into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for CountApiCalls {
+    fn name(&self) -> &'static str {
+        "CountApiCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.metrics.count("AwsApiCalls", 1);
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.metrics.count("AwsApiAttempts", 1);
+        Ok(())
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn store_table(sdk: &SdkConfig) -> String {
     .await
 }
 
-/// An idempotency table in Powertools' layout: `id` (S).
+/// An idempotency table as the SAM template declares it (Powertools' layout): `id` (S).
 pub async fn idempotency_table(sdk: &SdkConfig) -> String {
     create_table(
         sdk,
@@ -112,7 +112,7 @@ pub async fn idempotency_table(sdk: &SdkConfig) -> String {
     .await
 }
 
-/// An audit table: `stream` (S) / `seq` (N).
+/// An audit table as the SAM template declares it: `stream` (S) / `seq` (N).
 pub async fn audit_table(sdk: &SdkConfig) -> String {
     create_table(
         sdk,

@@ -1,6 +1,7 @@
 //! [`AuditStore`] on DynamoDB.
 //!
-//! Key schema: partition key `stream` (S), sort key `seq` (N). Three kinds of item share it:
+//! Key schema (the SAM template's `AuditTable`): partition key `stream` (S), sort key `seq` (N),
+//! no TTL. Three kinds of item share it:
 //!
 //! | item | `stream` | `seq` | other attributes |
 //! |---|---|---|---|
@@ -129,6 +130,7 @@ fn once_partition(idempotency_key: &str, action: &str) -> String {
 /// names (one per task) are not a practical concern.
 fn index_seq(stream: &str) -> u64 {
     let digest = sha256_hex(stream.as_bytes());
+    // Sixteen hex digits of a SHA-256 always parse; the default is unreachable.
     u64::from_str_radix(&digest[..16], 16).unwrap_or_default()
 }
 

@@ -1,10 +1,14 @@
 //! The DynamoDB adapters: one table per port, each with its key schema documented in its
 //! module ([`store`], [`idempotency`], [`audit`]).
 //!
-//! Reads that decide something (idempotency, audit heads) are strongly consistent. TTL
-//! attributes are epoch seconds, as DynamoDB's TTL wants; since DynamoDB deletes expired items
-//! lazily (within days), every read also filters them out, so an expired item counts as absent
-//! exactly as in the SQLite adapter.
+//! Every read is strongly consistent, as the SQLite adapter's are (a task reads its own
+//! writes). TTL attributes are epoch seconds, as DynamoDB's TTL wants; since DynamoDB deletes
+//! expired items lazily (within days), every read also filters them out, so an expired item
+//! counts as absent exactly as in the SQLite adapter.
+//!
+//! No port operation writes in batches, so `BatchWriteItem` and its `UnprocessedItems` do not
+//! arise; throttling of single-item calls is retried by the SDK (standard mode) and then
+//! surfaces as [`PortError::Transient`].
 
 pub mod audit;
 pub mod idempotency;
