@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backbone::SecretString;
 use backbone::error::PortError;
 use backbone::ports::Secrets;
 use backbone::spotify::model::PageRequest;
 use backbone::spotify::{SpotifyCatalog, SpotifyClient, SpotifyConfig, Tier};
 use backbone::telemetry::{Capture, Metrics};
 use backbone::validate::ArtistId;
-use backbone::SecretString;
 use spotify_sandbox::{SandboxConfig, Tier as SandboxTier};
 
 const ARTISTS: usize = 1000;
@@ -47,11 +47,17 @@ async fn run(tier: Tier, with_albums: bool) {
         artists: ARTISTS,
         ..SandboxConfig::default()
     };
-    let (addr, sandbox) = spotify_sandbox::spawn(config.clone()).await.expect("sandbox starts");
+    let (addr, sandbox) = spotify_sandbox::spawn(config.clone())
+        .await
+        .expect("sandbox starts");
     let client = SpotifyClient::new(
         SpotifyConfig {
             call_budget: 10_000,
-            ..SpotifyConfig::for_urls(&format!("http://{addr}/v1"), &format!("http://{addr}"), tier)
+            ..SpotifyConfig::for_urls(
+                &format!("http://{addr}/v1"),
+                &format!("http://{addr}"),
+                tier,
+            )
         },
         Arc::new(Fixed(config)),
         Metrics::new("Bench", vec![], Arc::new(Capture::new())),
@@ -68,19 +74,29 @@ async fn run(tier: Tier, with_albums: bool) {
     assert_eq!(artists.iter().flatten().count(), ARTISTS);
     if with_albums {
         for id in &ids {
-            session.artist_albums(id, PageRequest::first(10)).await.expect("albums");
+            session
+                .artist_albums(id, PageRequest::first(10))
+                .await
+                .expect("albums");
         }
     }
     let elapsed = started.elapsed();
     let calls = sandbox.calls();
     let artist_calls = calls.get("GET /v1/artists").copied().unwrap_or(0)
         + calls.get("GET /v1/artists/{id}").copied().unwrap_or(0);
-    let album_calls = calls.get("GET /v1/artists/{id}/albums").copied().unwrap_or(0);
+    let album_calls = calls
+        .get("GET /v1/artists/{id}/albums")
+        .copied()
+        .unwrap_or(0);
     let token_calls = calls.get("POST /api/token").copied().unwrap_or(0);
     println!(
         "tier={:<11} scenario={:<22} artists={ARTISTS} artist_calls={artist_calls:>4} album_calls={album_calls:>4} token_calls={token_calls} total_calls={:>4} wall={:?}",
         tier.as_str(),
-        if with_albums { "stats+latest-releases" } else { "stats" },
+        if with_albums {
+            "stats+latest-releases"
+        } else {
+            "stats"
+        },
         session.stats().calls,
         elapsed,
     );

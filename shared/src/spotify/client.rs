@@ -158,6 +158,16 @@ enum Method {
     Delete,
 }
 
+/// What one HTTP request carries besides its operation name.
+struct Request<'a> {
+    method: Method,
+    url: &'a str,
+    headers: &'a Headers,
+    query: &'a [(&'a str, String)],
+    body: Option<&'a Value>,
+    form: Option<&'a [(&'a str, &'a str)]>,
+}
+
 /// Built once per cold start: configuration, HTTP client, credentials and cached tokens.
 pub struct SpotifyClient {
     inner: Arc<Inner>,
@@ -378,13 +388,16 @@ impl SpotifySession {
     async fn transport(
         &self,
         operation: &'static str,
-        method: Method,
-        url: &str,
-        headers: &Headers,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        form: Option<&[(&str, &str)]>,
+        request: Request<'_>,
     ) -> Result<Result<String, Refused>, SpotifyError> {
+        let Request {
+            method,
+            url,
+            headers,
+            query,
+            body,
+            form,
+        } = request;
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
@@ -490,7 +503,17 @@ impl SpotifySession {
             )]
             .into();
             let refused = match self
-                .transport(operation, method, &url, &headers, query, body, None)
+                .transport(
+                    operation,
+                    Request {
+                        method,
+                        url: &url,
+                        headers: &headers,
+                        query,
+                        body,
+                        form: None,
+                    },
+                )
                 .await?
             {
                 Ok(text) => return Ok(text),
@@ -580,12 +603,14 @@ impl SpotifySession {
         match self
             .transport(
                 operation,
-                Method::Post,
-                &url,
-                &headers,
-                &[],
-                None,
-                Some(form),
+                Request {
+                    method: Method::Post,
+                    url: &url,
+                    headers: &headers,
+                    query: &[],
+                    body: None,
+                    form: Some(form),
+                },
             )
             .await?
         {
