@@ -1,17 +1,56 @@
 //! The local side of the music platform's task functions: the registry of functions the CLI
 //! can run on the embedded adapters, and the runner behind `tasks local`.
 
+pub mod days;
+pub mod report;
+pub mod spotify;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use artist_monitoring::ArtistMonitoring;
 use backbone::audit::{AuditLog, VerifyReport};
+use backbone::config::HarnessConfig;
 use backbone::local::{DrainSummary, Invoke, LocalRuntime};
 use backbone::ports::{AuditStore, DeadLetter};
+use data_sync::DataSync;
 use serde::Serialize;
 
+use crate::spotify::LocalSpotify;
+
+/// What the local functions run on: the embedded adapters and a Spotify (the sandbox by
+/// default).
+pub struct Local {
+    /// Store, idempotency, audit, queues, bus, clock and telemetry sink.
+    pub runtime: LocalRuntime,
+    /// Spotify.
+    pub spotify: LocalSpotify,
+}
+
 /// Every function that exists, wired to the local runtime. Each function's issue adds its line.
-pub fn functions(_runtime: &LocalRuntime) -> Vec<Box<dyn Invoke>> {
-    Vec::new()
+pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
+    let runtime = &local.runtime;
+    let store = Arc::new(runtime.db.clone());
+    let events = Arc::new(runtime.bus());
+    vec![
+        Box::new(runtime.harness(
+            ArtistMonitoring {
+                spotify: local.spotify.client.clone(),
+                store: store.clone(),
+                events: events.clone(),
+            },
+            HarnessConfig::for_task("artist-monitoring"),
+        )),
+        Box::new(runtime.harness(
+            DataSync {
+                spotify: local.spotify.client.clone(),
+                store,
+                events,
+            },
+            HarnessConfig::for_task("data-sync"),
+        )),
+    ]
 }
 
 /// Why a local run could not go on.
@@ -29,6 +68,9 @@ pub enum RunError {
     /// A local adapter failed.
     #[error(transparent)]
     Port(#[from] backbone::error::PortError),
+    /// A watchlist could not be read or written.
+    #[error(transparent)]
+    Watchlist(backbone::watchlist::WatchlistError),
 }
 
 /// One sample event and what its invocation returned.

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use backbone::clock::SystemClock;
-use backbone::config::ProcessEnv;
+use backbone::clock::{Clock, ManualClock, SystemClock};
+use backbone::config::{HarnessConfig, ProcessEnv};
+use backbone::harness::metrics_for;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
+use backbone::spotify::Tier;
 use backbone::telemetry::{self, FileSink};
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
 use clap::{Parser, Subcommand};
+use music_tasks::Local;
+use music_tasks::spotify::LocalSpotify;
 
 /// Run the music platform's background tasks locally, without an AWS account.
 #[derive(Debug, Parser)]
@@ -41,7 +45,9 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
-    /// Run every function over its sample events in `events/`, drain the queues, verify the audit log.
+    /// Run every function over its sample events in `events/`, drain the queues, verify the
+    /// audit log. With `--days N`, run the schedules once per simulated day against the Spotify
+    /// sandbox and print a report.
     Local {
         /// The folder of sample events, one subfolder per function.
         #[arg(long, default_value = "events")]
@@ -49,6 +55,17 @@ enum Command {
         /// Longest wait for delayed messages before the drain stops.
         #[arg(long, default_value_t = 5)]
         max_wait_seconds: u64,
+        /// Simulated days to run the schedules over (from the sandbox's day 0).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Spotify sandbox: a stand-in for the Web API and accounts service.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
     },
     /// List the functions that exist.
     Functions,
@@ -95,6 +112,29 @@ enum WatchlistCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Serve the sandbox until stopped; point `SPOTIFY_API_BASE_URL` at `http://ADDR/v1` and
+    /// `SPOTIFY_AUTH_BASE_URL` at `http://ADDR`.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8899")]
+        addr: std::net::SocketAddr,
+        /// The tier to imitate (default: `SPOTIFY_API_TIER`, else development).
+        #[arg(long)]
+        tier: Option<Tier>,
+        /// Seed of the catalog and of fault injection.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Share of Web API calls answered 429 (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        rate_limit_rate: f64,
+        /// Share of Web API calls answered 503 (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        server_error_rate: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Walk the hash chains and report gaps, edits and broken links.
     Verify {
@@ -104,7 +144,12 @@ enum AuditCommand {
     },
 }
 
-fn runtime(db: &std::path::Path) -> Result<LocalRuntime> {
+async fn local(db: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Local> {
+    if let Some(dir) = db.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let db_handle = LocalDb::open(db).with_context(|| format!("opening {}", db.display()))?;
     let telemetry_path = db.with_file_name("telemetry.jsonl");
     let sink = Arc::new(
@@ -112,7 +157,12 @@ fn runtime(db: &std::path::Path) -> Result<LocalRuntime> {
             .with_context(|| format!("opening {}", telemetry_path.display()))?,
     );
     telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
-    Ok(LocalRuntime::new(db_handle, Arc::new(SystemClock), sink))
+    let runtime = LocalRuntime::new(db_handle, clock, sink.clone());
+    let metrics = metrics_for(&HarnessConfig::for_task("spotify"), "spotify", sink);
+    let spotify = LocalSpotify::from_env(&ProcessEnv, metrics)
+        .await
+        .context("setting up Spotify access")?;
+    Ok(Local { runtime, spotify })
 }
 
 fn find<'a>(functions: &'a [Box<dyn Invoke>], name: &str) -> Result<&'a dyn Invoke> {
@@ -139,9 +189,93 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let runtime = runtime(&cli.db)?;
-    let functions = music_tasks::functions(&runtime);
+    if let Command::Sandbox {
+        command:
+            SandboxCommand::Serve {
+                addr,
+                tier,
+                seed,
+                rate_limit_rate,
+                server_error_rate,
+            },
+    } = cli.command
+    {
+        let tier = match tier {
+            Some(tier) => tier,
+            None => backbone::config::parse_or(&ProcessEnv, "SPOTIFY_API_TIER", Tier::Development)?,
+        };
+        let mut config = music_tasks::spotify::sandbox_config(tier);
+        config.seed = seed;
+        config.faults.rate_limit_rate = rate_limit_rate;
+        config.faults.server_error_rate = server_error_rate;
+        tracing::info!(%addr, tier = tier.as_str(), "serving the Spotify sandbox");
+        eprintln!(
+            "Spotify sandbox ({}) on http://{addr}: SPOTIFY_API_BASE_URL=http://{addr}/v1 SPOTIFY_AUTH_BASE_URL=http://{addr}",
+            tier.as_str()
+        );
+        spotify_sandbox::serve(addr, config).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let clock: Arc<dyn Clock> = match &cli.command {
+        Command::Local { days: Some(_), .. } => manual.clone(),
+        _ => Arc::new(SystemClock),
+    };
+    let local = local(&cli.db, clock).await?;
+    let runtime = &local.runtime;
+    let functions = music_tasks::functions(&local);
     match cli.command {
+        Command::Sandbox { .. } => Ok(ExitCode::SUCCESS),
+        Command::Local {
+            events,
+            max_wait_seconds,
+            days: Some(days),
+            json,
+        } => {
+            let seeded = music_tasks::days::seed_demo_watchlist(&local).await?;
+            let runs = music_tasks::days::simulate(
+                &local,
+                &manual,
+                &functions,
+                &events,
+                0..days,
+                Duration::from_secs(max_wait_seconds),
+            )
+            .await?;
+            let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+                bail!("--days must be at least 1");
+            };
+            let names: Vec<&str> = functions.iter().map(|f| f.name()).collect();
+            let report = music_tasks::report::build(
+                &local,
+                &music_tasks::days::demo_name(),
+                first.date,
+                last.date,
+                &names,
+            )
+            .await?;
+            let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors).collect();
+            if json {
+                print_json(&serde_json::json!({
+                    "database": cli.db.display().to_string(),
+                    "seededWatchlist": seeded,
+                    "days": runs,
+                    "report": report,
+                }))?;
+            } else {
+                let mut text = report.to_string();
+                for error in &errors {
+                    text.push_str(&format!("schedule error: {error}\n"));
+                }
+                std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+            }
+            let intact = report.audit.iter().all(|r| r.is_intact());
+            Ok(if intact && errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Functions => {
             let names: Vec<&str> = functions.iter().map(|f| f.name()).collect();
             print_json(&names)?;
@@ -170,20 +304,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Local {
             events,
             max_wait_seconds,
+            days: None,
+            ..
         } => {
+            music_tasks::days::seed_demo_watchlist(&local).await?;
             let mut runs = Vec::new();
             for function in &functions {
                 runs.push(
                     music_tasks::run_function(
                         function.as_ref(),
-                        &runtime,
+                        runtime,
                         &events,
                         Duration::from_secs(max_wait_seconds),
                     )
                     .await?,
                 );
             }
-            let audit = music_tasks::verify_audit(&runtime, None).await?;
+            let audit = music_tasks::verify_audit(runtime, None).await?;
             let intact = audit.iter().all(|r| r.is_intact());
             print_json(&serde_json::json!({
                 "database": cli.db.display().to_string(),
@@ -200,7 +337,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { stream },
         } => {
-            let reports = music_tasks::verify_audit(&runtime, stream.as_deref()).await?;
+            let reports = music_tasks::verify_audit(runtime, stream.as_deref()).await?;
             print_json(&reports)?;
             Ok(if reports.iter().all(|r| r.is_intact()) {
                 ExitCode::SUCCESS
@@ -209,7 +346,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Watchlist { command } => {
-            watchlist_command(&runtime, command).await?;
+            watchlist_command(runtime, command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::DeadLetters { function } => {

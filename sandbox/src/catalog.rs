@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use chrono::{Duration, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -114,6 +115,10 @@ pub struct Artist {
     base_popularity: f64,
     /// Indexes of its albums, newest first.
     pub albums: Vec<usize>,
+    /// Follower surges: from the day on, followers are multiplied by the factor.
+    surges: Vec<(u32, f64)>,
+    /// The day from which the artist is gone (404, `null` in batches).
+    removed_from: Option<u32>,
 }
 
 /// An album of the catalog.
@@ -130,6 +135,8 @@ pub struct Album {
     label: &'static str,
     upc: String,
     popularity: u32,
+    /// The simulated day from which the album is listed (0 for the seeded back catalog).
+    from_day: u32,
 }
 
 /// A track of the catalog.
@@ -191,6 +198,78 @@ pub struct Catalog {
     start: NaiveDate,
 }
 
+/// Something that happens in the catalog on a simulated day, so tests and the local run know
+/// exactly what a monitor must notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scenario {
+    /// Artist `artist` (an index into the catalog) releases a new album of `tracks` tracks,
+    /// listed from `day` on (a single when it has at most three).
+    Release {
+        /// The artist's index.
+        artist: usize,
+        /// The simulated day.
+        day: u32,
+        /// Its number of tracks.
+        tracks: u32,
+    },
+    /// The artist's followers are multiplied by `factor` from `day` on.
+    FollowerSurge {
+        /// The artist's index.
+        artist: usize,
+        /// The simulated day.
+        day: u32,
+        /// The multiplier (1.3 is a 30 % surge).
+        factor: f64,
+    },
+    /// The artist is removed from `day` on: 404 alone, `null` in batches.
+    Removed {
+        /// The artist's index.
+        artist: usize,
+        /// The simulated day.
+        day: u32,
+    },
+}
+
+impl Scenario {
+    /// The artist it happens to.
+    pub fn artist(&self) -> usize {
+        match self {
+            Scenario::Release { artist, .. }
+            | Scenario::FollowerSurge { artist, .. }
+            | Scenario::Removed { artist, .. } => *artist,
+        }
+    }
+
+    /// The simulated day it happens.
+    pub fn day(&self) -> u32 {
+        match self {
+            Scenario::Release { day, .. }
+            | Scenario::FollowerSurge { day, .. }
+            | Scenario::Removed { day, .. } => *day,
+        }
+    }
+
+    /// The scenario of the local run and the end-to-end tests, over the first twelve artists
+    /// (the demo watchlist): a release on day 10, a 30 % follower surge on day 16 and a removal
+    /// on day 20.
+    pub fn demo() -> Vec<Scenario> {
+        vec![
+            Scenario::Release {
+                artist: 2,
+                day: 10,
+                tracks: 9,
+            },
+            Scenario::FollowerSurge {
+                artist: 5,
+                day: 16,
+                factor: 1.3,
+            },
+            Scenario::Removed { artist: 8, day: 20 },
+        ]
+    }
+}
+
 /// The id of the sandbox's authorised user.
 pub const USER_ID: &str = "sandboxuser";
 
@@ -225,6 +304,8 @@ impl Catalog {
                 daily_growth: rng.random_range(-0.004..0.02),
                 base_popularity: (base_followers.log10() * 13.0).min(95.0),
                 albums: Vec::new(),
+                surges: Vec::new(),
+                removed_from: None,
             };
             catalog.artist_index.insert(id, a);
             catalog.artists.push(artist);
@@ -249,6 +330,7 @@ impl Catalog {
                     label: LABELS[rng.random_range(0..LABELS.len())],
                     upc: format!("{:012}", rng.random_range(0..999_999_999_999u64)),
                     popularity: rng.random_range(0..80),
+                    from_day: 0,
                 };
                 for n in 0..track_count {
                     let track_idx = catalog.tracks.len();
@@ -325,9 +407,88 @@ impl Catalog {
         self.artist_index.get(id).copied()
     }
 
+    /// The index of the artist `id` if it still exists on `day`.
+    pub fn live_artist(&self, id: &str, day: u32) -> Option<usize> {
+        self.artist_idx(id)
+            .filter(|a| self.artists[*a].removed_from.is_none_or(|from| day < from))
+    }
+
     /// The index of the album `id`.
     pub fn album_idx(&self, id: &str) -> Option<usize> {
         self.album_index.get(id).copied()
+    }
+
+    /// The index of the album `id` if it is released by `day`.
+    pub fn live_album(&self, id: &str, day: u32) -> Option<usize> {
+        self.album_idx(id)
+            .filter(|b| self.albums[*b].from_day <= day)
+    }
+
+    /// The albums of artist `a` listed on `day`, newest first.
+    pub fn albums_on(&self, a: usize, day: u32) -> Vec<usize> {
+        self.artists[a]
+            .albums
+            .iter()
+            .copied()
+            .filter(|b| self.albums[*b].from_day <= day)
+            .collect()
+    }
+
+    /// Applies `scenarios` to the generated catalog. Releases become albums (with tracks)
+    /// listed from their day; unknown artist indexes are ignored with a warning.
+    pub fn apply(&mut self, scenarios: &[Scenario]) {
+        for (n, scenario) in scenarios.iter().enumerate() {
+            let artist = scenario.artist();
+            if artist >= self.artists.len() {
+                tracing::warn!(artist, "scenario names an artist the catalog does not have");
+                continue;
+            }
+            match *scenario {
+                Scenario::Release { day, tracks, .. } => {
+                    let album_idx = self.albums.len();
+                    let album_id = make_id(&["scenario", &n.to_string(), "album"]);
+                    let mut album = Album {
+                        id: album_id.clone(),
+                        name: format!("Scenario Release {n}"),
+                        album_type: if tracks <= 3 { "single" } else { "album" },
+                        artist,
+                        release_date: self.date(day),
+                        tracks: Vec::new(),
+                        label: LABELS[0],
+                        upc: format!("{:012}", 900_000_000_000u64 + n as u64),
+                        popularity: 50,
+                        from_day: day,
+                    };
+                    for t in 0..tracks.max(1) {
+                        let track_idx = self.tracks.len();
+                        let track_id = make_id(&["scenario", &n.to_string(), "track", &t.to_string()]);
+                        self.tracks.push(Track {
+                            id: track_id.clone(),
+                            name: format!("Scenario Track {n}.{t}"),
+                            album: album_idx,
+                            artists: vec![artist],
+                            duration_ms: 180_000 + u64::from(t) * 7_000,
+                            explicit: false,
+                            track_number: t + 1,
+                            isrc: format!("QZSCN{:07}", track_idx),
+                            base_popularity: 40.0,
+                        });
+                        self.track_index.insert(track_id, track_idx);
+                        album.tracks.push(track_idx);
+                    }
+                    self.album_index.insert(album_id, album_idx);
+                    self.albums.push(album);
+                    self.artists[artist].albums.insert(0, album_idx);
+                }
+                Scenario::FollowerSurge { day, factor, .. } => {
+                    self.artists[artist].surges.push((day, factor));
+                }
+                Scenario::Removed { day, .. } => {
+                    let from = &mut self.artists[artist].removed_from;
+                    *from = Some(from.map_or(day, |d| d.min(day)));
+                }
+            }
+        }
     }
 
     /// The index of the track `id`.
@@ -340,13 +501,21 @@ impl Catalog {
         self.start + Duration::days(i64::from(day))
     }
 
-    /// Followers of artist `a` on `day`: compound growth plus deterministic noise.
+    /// Followers of artist `a` on `day`: compound growth plus deterministic noise, times the
+    /// surges that happened by then.
     pub fn followers(&self, a: usize, day: u32) -> u64 {
         let artist = &self.artists[a];
         let noise = unit(&[&artist.id, &day.to_string(), "followers"]) - 0.5;
+        let surge: f64 = artist
+            .surges
+            .iter()
+            .filter(|(from, _)| *from <= day)
+            .map(|(_, factor)| factor)
+            .product();
         let value = artist.base_followers
             * (1.0 + artist.daily_growth).powi(day as i32)
-            * (1.0 + noise * 0.004);
+            * (1.0 + noise * 0.004)
+            * surge;
         value.max(0.0).round() as u64
     }
 

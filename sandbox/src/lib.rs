@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use catalog::{Catalog, USER_ID};
+pub use catalog::{Catalog, Scenario, USER_ID};
 use server::State;
 
 /// The app tier the sandbox imitates.
@@ -89,6 +89,8 @@ pub struct SandboxConfig {
     pub token_ttl_secs: u64,
     /// Faults injected.
     pub faults: Faults,
+    /// What happens to which artist on which simulated day (none by default).
+    pub scenarios: Vec<Scenario>,
 }
 
 impl Default for SandboxConfig {
@@ -104,6 +106,7 @@ impl Default for SandboxConfig {
             rotate_refresh_tokens: true,
             token_ttl_secs: 3600,
             faults: Faults::default(),
+            scenarios: Vec::new(),
         }
     }
 }
@@ -157,6 +160,11 @@ impl SandboxHandle {
     /// Moves the simulated clock forward by `days`.
     pub fn advance_days(&self, days: u32) {
         self.state.advance_days(days);
+    }
+
+    /// Sets the simulated clock to `day` (back in time too, to replay a day).
+    pub fn set_day(&self, day: u32) {
+        self.state.set_day(day);
     }
 
     /// The current simulated day.

@@ -54,8 +54,9 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(config: SandboxConfig) -> Self {
-        let (catalog, playlists) =
+        let (mut catalog, playlists) =
             Catalog::generate(config.seed, config.artists, config.start_date);
+        catalog.apply(&config.scenarios);
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5eed)),
             faults: Mutex::new(config.faults.clone()),
@@ -80,6 +81,9 @@ impl State {
     }
     pub(crate) fn advance_days(&self, days: u32) {
         self.day.fetch_add(days, Ordering::Relaxed);
+    }
+    pub(crate) fn set_day(&self, day: u32) {
+        self.day.store(day, Ordering::Relaxed);
     }
     pub(crate) fn day(&self) -> u32 {
         self.day.load(Ordering::Relaxed)
@@ -324,7 +328,7 @@ async fn several_artists(
         .iter()
         .map(|id| {
             s.catalog
-                .artist_idx(id)
+                .live_artist(id, day)
                 .map_or(Value::Null, |a| s.catalog.artist_json(a, day, s.tier()))
         })
         .collect();
@@ -338,8 +342,9 @@ async fn artist(
 ) -> Handler {
     s.bearer(&headers)?;
     one_id(&id)?;
-    let a = s.catalog.artist_idx(&id).ok_or_else(not_found)?;
-    Ok(Json(s.catalog.artist_json(a, s.day(), s.tier())).into_response())
+    let day = s.day();
+    let a = s.catalog.live_artist(&id, day).ok_or_else(not_found)?;
+    Ok(Json(s.catalog.artist_json(a, day, s.tier())).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,8 +394,8 @@ async fn artist_albums(
     s.bearer(&headers)?;
     one_id(&id)?;
     let (limit, offset) = p.parse(list_max(&s).min(20), list_max(&s))?;
-    let a = s.catalog.artist_idx(&id).ok_or_else(not_found)?;
-    let albums = &s.catalog.artists[a].albums;
+    let a = s.catalog.live_artist(&id, s.day()).ok_or_else(not_found)?;
+    let albums = &s.catalog.albums_on(a, s.day());
     let items = slice(albums, offset, limit)
         .into_iter()
         .map(|b| {
@@ -416,10 +421,11 @@ async fn top_tracks(
 ) -> Handler {
     s.bearer(&headers)?;
     dev_removed(&s, "Get Artist's Top Tracks")?;
-    let a = s.catalog.artist_idx(&id).ok_or_else(not_found)?;
     let day = s.day();
-    let tracks: Vec<Value> = s.catalog.artists[a]
-        .albums
+    let a = s.catalog.live_artist(&id, day).ok_or_else(not_found)?;
+    let tracks: Vec<Value> = s
+        .catalog
+        .albums_on(a, day)
         .iter()
         .flat_map(|b| s.catalog.albums[*b].tracks.clone())
         .take(10)
@@ -456,7 +462,7 @@ async fn several_albums(
         .iter()
         .map(|id| {
             s.catalog
-                .album_idx(id)
+                .live_album(id, s.day())
                 .map_or(Value::Null, |b| s.catalog.album_json(b))
         })
         .collect();
@@ -466,7 +472,7 @@ async fn several_albums(
 async fn album(AxState(s): AxState<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Handler {
     s.bearer(&headers)?;
     one_id(&id)?;
-    let b = s.catalog.album_idx(&id).ok_or_else(not_found)?;
+    let b = s.catalog.live_album(&id, s.day()).ok_or_else(not_found)?;
     Ok(Json(s.catalog.album_json(b)).into_response())
 }
 
@@ -479,7 +485,7 @@ async fn album_tracks(
     s.bearer(&headers)?;
     one_id(&id)?;
     let (limit, offset) = p.parse(20, 50)?;
-    let b = s.catalog.album_idx(&id).ok_or_else(not_found)?;
+    let b = s.catalog.live_album(&id, s.day()).ok_or_else(not_found)?;
     let tracks = &s.catalog.albums[b].tracks;
     let items = slice(tracks, offset, limit)
         .into_iter()

@@ -207,6 +207,69 @@ impl SpotifyCredentials {
     }
 }
 
+/// One JSON secret seen as several named secrets: `get("spotify/client_id")` reads the field
+/// `client_id` (the part after the last `/`) of the secret `secret_id`, and `put` rewrites that
+/// field alone, keeping the others. This lets the Spotify adapter, which asks for its client
+/// id, client secret and refresh token by name, run on the single credentials secret of a
+/// deployment (`SPOTIFY_SECRET_ID`, the shape of [`SpotifyCredentials`]).
+pub struct JsonSecretFields {
+    inner: Arc<dyn Secrets>,
+    secret_id: String,
+}
+
+impl JsonSecretFields {
+    /// The fields of the JSON secret `secret_id` in `inner`.
+    pub fn new(inner: Arc<dyn Secrets>, secret_id: impl Into<String>) -> Self {
+        Self {
+            inner,
+            secret_id: secret_id.into(),
+        }
+    }
+
+    async fn object(&self) -> Result<serde_json::Map<String, serde_json::Value>, PortError> {
+        let raw = self.inner.get(&self.secret_id).await?;
+        serde_json::from_str(raw.expose_secret()).map_err(|err| {
+            PortError::permanent("secret.fields", malformed(&self.secret_id, &err))
+        })
+    }
+}
+
+fn field(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+#[async_trait]
+impl Secrets for JsonSecretFields {
+    async fn get(&self, name: &str) -> Result<SecretString, PortError> {
+        let field = field(name);
+        match self.object().await?.get(field) {
+            Some(serde_json::Value::String(value)) if !value.is_empty() => {
+                Ok(SecretString::from(value.clone()))
+            }
+            _ => Err(PortError::permanent(
+                "secret.fields",
+                std::io::Error::other(format!(
+                    "secret {} has no field {field:?} (expected JSON with client_id, \
+                     client_secret and, for user-scoped calls, refresh_token)",
+                    self.secret_id
+                )),
+            )),
+        }
+    }
+
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), PortError> {
+        let mut object = self.object().await?;
+        object.insert(
+            field(name).to_owned(),
+            serde_json::Value::String(value.expose_secret().to_owned()),
+        );
+        let text = serde_json::Value::Object(object).to_string();
+        self.inner
+            .put(&self.secret_id, &SecretString::from(text))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +367,28 @@ mod tests {
         let raw = SecretString::from("hunter2 not json".to_owned());
         let err = SpotifyCredentials::parse("spotify", &raw).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn json_fields_read_and_rewrite_one_field() {
+        let backend = Arc::new(Counting::default());
+        backend.values.lock().unwrap().insert(
+            "app/spotify".into(),
+            r#"{"client_id":"id-1","client_secret":"s3cr3t","note":"kept"}"#.into(),
+        );
+        let fields = JsonSecretFields::new(backend.clone(), "app/spotify");
+        assert_eq!(fields.get("spotify/client_id").await.unwrap().expose_secret(), "id-1");
+        let missing = fields.get("spotify/refresh_token").await.unwrap_err();
+        let text = crate::error::chain(&missing);
+        assert!(text.contains("refresh_token") && !text.contains("s3cr3t"), "{text}");
+        fields
+            .put("spotify/refresh_token", &SecretString::from("rt-2".to_owned()))
+            .await
+            .unwrap();
+        let stored: serde_json::Value =
+            serde_json::from_str(&backend.values.lock().unwrap()["app/spotify"]).unwrap();
+        assert_eq!(stored["refresh_token"], "rt-2");
+        assert_eq!(stored["client_secret"], "s3cr3t");
+        assert_eq!(stored["note"], "kept");
     }
 }

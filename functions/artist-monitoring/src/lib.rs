@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::harness::{Cx, Task};
 use backbone::ports::{BusEvent, EventPublisher, Store};
+use backbone::spotify::{SpotifyConnect, SpotifyError};
 use backbone::validate::{ArtistId, BoundedVec, IsoDate, Validate};
 use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use chrono::NaiveDate;
@@ -27,7 +28,7 @@ use tracing::info;
 
 use crate::alerts::{Alert, AlertRules, Observation, Release};
 use crate::snapshots::{Snapshot, Unavailable};
-use crate::source::{ArtistSource, Lookup};
+use crate::source::Lookup;
 use crate::trend::Change;
 
 /// The event bus `source` of this function's events.
@@ -118,7 +119,7 @@ pub struct ArtistReport {
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
-pub enum MonitorError<E: std::error::Error + 'static> {
+pub enum MonitorError {
     /// The watchlist is unknown or unusable.
     #[error(transparent)]
     Watchlist(#[from] WatchlistError),
@@ -133,7 +134,7 @@ pub enum MonitorError<E: std::error::Error + 'static> {
     },
     /// Spotify failed.
     #[error("spotify: {0}")]
-    Source(#[source] E),
+    Source(#[source] SpotifyError),
     /// The store or the bus failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -142,7 +143,7 @@ pub enum MonitorError<E: std::error::Error + 'static> {
     Encode(#[source] serde_json::Error),
 }
 
-impl<E: std::error::Error + Classify + 'static> Classify for MonitorError<E> {
+impl Classify for MonitorError {
     fn class(&self) -> ErrorClass {
         match self {
             MonitorError::Watchlist(err) => err.class(),
@@ -155,9 +156,9 @@ impl<E: std::error::Error + Classify + 'static> Classify for MonitorError<E> {
 }
 
 /// The artist-monitoring task, over its ports.
-pub struct ArtistMonitoring<S> {
-    /// Spotify, narrowed to artist lookups.
-    pub source: S,
+pub struct ArtistMonitoring<C> {
+    /// Spotify: one session per message.
+    pub spotify: C,
     /// Snapshots, watchlists, cooldowns.
     pub store: Arc<dyn Store>,
     /// Where alerts go.
@@ -180,11 +181,11 @@ pub fn rules_of(list: &watchlist::Watchlist) -> Result<AlertRules, serde_json::E
 }
 
 #[async_trait]
-impl<S: ArtistSource + 'static> Task for ArtistMonitoring<S> {
+impl<C: SpotifyConnect + 'static> Task for ArtistMonitoring<C> {
     const NAME: &'static str = "artist-monitoring";
     type Input = MonitorInput;
     type Output = MonitorOutput;
-    type Error = MonitorError<S::Error>;
+    type Error = MonitorError;
 
     fn idempotency_key(&self, input: &MonitorInput) -> Option<String> {
         match input {
@@ -229,19 +230,19 @@ impl<S: ArtistSource + 'static> Task for ArtistMonitoring<S> {
     }
 }
 
-impl<S: ArtistSource> ArtistMonitoring<S> {
+impl<C: SpotifyConnect> ArtistMonitoring<C> {
     async fn plan(
         &self,
         name: &WatchlistName,
         date: NaiveDate,
         cx: &Cx,
-    ) -> Result<MonitorOutput, MonitorError<S::Error>> {
+    ) -> Result<MonitorOutput, MonitorError> {
         let list = watchlist::load(self.store.as_ref(), name).await?;
         rules_of(&list).map_err(|source| MonitorError::Rules {
             watchlist: name.to_string(),
             source,
         })?;
-        let chunk = self.source.batch_limit().clamp(1, 50);
+        let chunk = source::batch_limit(self.spotify.tier()).clamp(1, 50);
         let mut messages = 0;
         for artists in list.artists.chunks(chunk) {
             // `chunks` yields 1 to `chunk` (at most 50) items: within the bounds by construction.
@@ -269,20 +270,22 @@ impl<S: ArtistSource> ArtistMonitoring<S> {
         date: NaiveDate,
         artists: &[ArtistId],
         cx: &Cx,
-    ) -> Result<MonitorOutput, MonitorError<S::Error>> {
+    ) -> Result<MonitorOutput, MonitorError> {
         let list = watchlist::load(self.store.as_ref(), name).await?;
         let rules = rules_of(&list).map_err(|source| MonitorError::Rules {
             watchlist: name.to_string(),
             source,
         })?;
-        let lookups = self
-            .source
-            .artists(artists)
+        let api = self.spotify.open(cx.remaining());
+        let lookups = source::artists(&api, artists)
             .await
             .map_err(MonitorError::Source)?;
         let mut reports = Vec::with_capacity(artists.len());
         for (artist, lookup) in artists.iter().zip(lookups) {
-            reports.push(self.snapshot_one(artist, lookup, date, &rules, cx).await?);
+            reports.push(
+                self.snapshot_one(&api, artist, lookup, date, &rules, cx)
+                    .await?,
+            );
         }
         Ok(MonitorOutput::Snapshot {
             date,
@@ -292,12 +295,13 @@ impl<S: ArtistSource> ArtistMonitoring<S> {
 
     async fn snapshot_one(
         &self,
+        api: &C::Session,
         artist: &ArtistId,
         lookup: Lookup,
         date: NaiveDate,
         rules: &AlertRules,
         cx: &Cx,
-    ) -> Result<ArtistReport, MonitorError<S::Error>> {
+    ) -> Result<ArtistReport, MonitorError> {
         let store = self.store.as_ref();
         let since = date - chrono::Duration::days(HISTORY_DAYS);
         let mut history =
@@ -309,11 +313,16 @@ impl<S: ArtistSource> ArtistMonitoring<S> {
             Lookup::NotFound => (None, true),
         };
         let releases = match &facts {
-            Some(_) => self
-                .source
-                .releases(artist)
-                .await
-                .map_err(MonitorError::Source)?,
+            Some(_) => source::releases(
+                api,
+                artist,
+                previous
+                    .as_ref()
+                    .filter(|p| !p.gone)
+                    .map(|p| p.releases.as_slice()),
+            )
+            .await
+            .map_err(MonitorError::Source)?,
             None => Vec::new(),
         };
         // New releases are those absent from the last snapshot; the first snapshot only
@@ -328,7 +337,7 @@ impl<S: ArtistSource> ArtistMonitoring<S> {
         };
         let mut unavailable = Vec::new();
         if let Some(facts) = &facts {
-            let reason = self.source.missing_reason();
+            let reason = source::missing_reason(self.spotify.tier());
             for (metric, missing) in [
                 ("followers", facts.followers.is_none()),
                 ("popularity", facts.popularity.is_none()),

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::harness::{Cx, Task};
 use backbone::ports::{BusEvent, EventPublisher, Store};
+use backbone::spotify::{SpotifyConnect, SpotifyError};
 use backbone::validate::{ArtistId, BoundedVec, IsoDate, PlaylistId, TrackId, UserId, Validate};
 use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,6 @@ use serde_json::json;
 use tracing::info;
 
 use crate::entities::{AlbumEntity, PlaylistEntity, TracksEntity};
-use crate::source::CatalogSource;
 
 /// The event bus `source` of this function's events.
 pub const EVENT_SOURCE: &str = "music.data-sync";
@@ -115,13 +115,24 @@ pub struct SyncOutput {
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError<E: std::error::Error + 'static> {
+pub enum SyncError {
     /// The watchlist is unknown or unusable.
     #[error(transparent)]
     Watchlist(#[from] WatchlistError),
     /// Spotify failed.
     #[error("spotify: {0}")]
-    Source(#[source] E),
+    Source(#[source] SpotifyError),
+    /// The stored Spotify authorisation belongs to another user than the message names.
+    #[error(
+        "the Spotify authorisation in the secret belongs to user {authorised}, not {asked}: \
+         authorise {asked} or remove them from the schedule"
+    )]
+    WrongUser {
+        /// The user the message names.
+        asked: String,
+        /// The user the refresh token belongs to.
+        authorised: String,
+    },
     /// The store or the bus failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -130,21 +141,22 @@ pub enum SyncError<E: std::error::Error + 'static> {
     Encode(#[source] serde_json::Error),
 }
 
-impl<E: std::error::Error + Classify + 'static> Classify for SyncError<E> {
+impl Classify for SyncError {
     fn class(&self) -> ErrorClass {
         match self {
             SyncError::Watchlist(err) => err.class(),
             SyncError::Source(err) => err.class(),
             SyncError::Port(err) => err.class(),
             SyncError::Encode(_) => ErrorClass::Permanent,
+            SyncError::WrongUser { .. } => ErrorClass::Invalid,
         }
     }
 }
 
 /// The data-sync task, over its ports.
-pub struct DataSync<S> {
-    /// Spotify, narrowed to catalog reads.
-    pub source: S,
+pub struct DataSync<C> {
+    /// Spotify: one session per message.
+    pub spotify: C,
     /// The synced entities, cursors and watchlists.
     pub store: Arc<dyn Store>,
     /// Where `CatalogChanged` goes.
@@ -152,11 +164,11 @@ pub struct DataSync<S> {
 }
 
 #[async_trait]
-impl<S: CatalogSource + 'static> Task for DataSync<S> {
+impl<C: SpotifyConnect + 'static> Task for DataSync<C> {
     const NAME: &'static str = "data-sync";
     type Input = SyncInput;
     type Output = SyncOutput;
-    type Error = SyncError<S::Error>;
+    type Error = SyncError;
 
     fn idempotency_key(&self, input: &SyncInput) -> Option<String> {
         match input {
@@ -214,7 +226,7 @@ impl<S: CatalogSource + 'static> Task for DataSync<S> {
     }
 }
 
-impl<S: CatalogSource> DataSync<S> {
+impl<C: SpotifyConnect> DataSync<C> {
     async fn plan(
         &self,
         watchlist: Option<WatchlistName>,
@@ -222,9 +234,9 @@ impl<S: CatalogSource> DataSync<S> {
         users: Option<BoundedVec<UserId, 0, 50>>,
         date: IsoDate,
         cx: &Cx,
-    ) -> Result<SyncOutput, SyncError<S::Error>> {
+    ) -> Result<SyncOutput, SyncError> {
         let mut output = SyncOutput::default();
-        let mut send = |input: &SyncInput| -> Result<(), SyncError<S::Error>> {
+        let mut send = |input: &SyncInput| -> Result<(), SyncError> {
             cx.enqueue(input).map_err(SyncError::Encode)?;
             output.messages += 1;
             Ok(())
@@ -256,8 +268,9 @@ impl<S: CatalogSource> DataSync<S> {
         artists: &[ArtistId],
         continuation: u32,
         cx: &Cx,
-    ) -> Result<SyncOutput, SyncError<S::Error>> {
+    ) -> Result<SyncOutput, SyncError> {
         let store = self.store.as_ref();
+        let api = self.spotify.open(cx.remaining());
         let mut output = SyncOutput::default();
         for (done, artist) in artists.iter().enumerate() {
             if cx.remaining() < CHECKPOINT_MARGIN {
@@ -280,9 +293,7 @@ impl<S: CatalogSource> DataSync<S> {
                 break;
             }
             let known = entities::known_albums(store, artist).await?;
-            let albums = self
-                .source
-                .artist_albums(artist)
+            let albums = source::artist_albums(&api, artist)
                 .await
                 .map_err(SyncError::Source)?;
             let mut new_albums = Vec::new();
@@ -295,9 +306,7 @@ impl<S: CatalogSource> DataSync<S> {
                     // Another artist of the same album (a collaboration) stored it already.
                     Some(stored) => stored.tracks,
                     None => {
-                        let tracks = self
-                            .source
-                            .album_tracks(&album.id)
+                        let tracks = source::album_tracks(&api, &album.id)
                             .await
                             .map_err(SyncError::Source)?;
                         new_tracks.extend(tracks.iter().map(|t| t.id.clone()));
@@ -347,10 +356,14 @@ impl<S: CatalogSource> DataSync<S> {
         Ok(output)
     }
 
-    async fn playlist(&self, id: &PlaylistId, cx: &Cx) -> Result<SyncOutput, SyncError<S::Error>> {
+    async fn playlist(&self, id: &PlaylistId, cx: &Cx) -> Result<SyncOutput, SyncError> {
         let store = self.store.as_ref();
         let mut output = SyncOutput::default();
-        let Some(meta) = self.source.playlist(id).await.map_err(SyncError::Source)? else {
+        let api = self.spotify.open(cx.remaining());
+        let Some(meta) = source::playlist(&api, id)
+            .await
+            .map_err(SyncError::Source)?
+        else {
             info!(playlist = %id, "playlist not found or not readable: nothing to sync");
             return Ok(output);
         };
@@ -362,9 +375,7 @@ impl<S: CatalogSource> DataSync<S> {
             output.playlists_unchanged = 1;
             return Ok(output);
         }
-        let items = self
-            .source
-            .playlist_items(id)
+        let items = source::playlist_items(&api, id)
             .await
             .map_err(SyncError::Source)?;
         let old = match &stored {
@@ -395,14 +406,22 @@ impl<S: CatalogSource> DataSync<S> {
         &self,
         user: &UserId,
         cx: &Cx,
-    ) -> Result<SyncOutput, SyncError<S::Error>> {
+    ) -> Result<SyncOutput, SyncError> {
         let store = self.store.as_ref();
         let mut output = SyncOutput::default();
+        let api = self.spotify.open(cx.remaining());
+        let authorised = source::authorised_user(&api)
+            .await
+            .map_err(SyncError::Source)?;
+        if &authorised != user {
+            return Err(SyncError::WrongUser {
+                asked: user.to_string(),
+                authorised: authorised.to_string(),
+            });
+        }
         let mut cursor = entities::play_cursor(store, user).await?;
         for _ in 0..MAX_PLAY_PAGES {
-            let page = self
-                .source
-                .recently_played(user, cursor)
+            let page = source::recently_played(&api, cursor)
                 .await
                 .map_err(SyncError::Source)?;
             let Some(last) = page
@@ -424,7 +443,7 @@ impl<S: CatalogSource> DataSync<S> {
         Ok(output)
     }
 
-    async fn publish(&self, cx: &Cx, detail: serde_json::Value) -> Result<(), SyncError<S::Error>> {
+    async fn publish(&self, cx: &Cx, detail: serde_json::Value) -> Result<(), SyncError> {
         self.events
             .publish(&[BusEvent {
                 source: EVENT_SOURCE.into(),

@@ -55,6 +55,22 @@ impl ColdStart {
         })
     }
 
+    /// The Spotify client, configured from `SPOTIFY_*` and reading its credentials from the
+    /// JSON secret `SPOTIFY_SECRET_ID` (cached), where it also stores rotated refresh tokens.
+    #[cfg(feature = "spotify")]
+    pub fn spotify(&self) -> Result<crate::spotify::SpotifyClient, ConfigError> {
+        let config = crate::spotify::SpotifyConfig::from_env(&ProcessEnv)?;
+        let secrets = Arc::new(crate::secrets_cache::JsonSecretFields::new(
+            self.secrets.clone(),
+            self.aws.spotify_secret_id.clone(),
+        ));
+        Ok(crate::spotify::SpotifyClient::new(
+            config,
+            secrets,
+            self.metrics.clone(),
+        ))
+    }
+
     /// Puts `task` under the harness on the AWS adapters.
     pub fn harness<T: Task>(&self, task: T) -> Harness<T> {
         let ports = HarnessPorts {

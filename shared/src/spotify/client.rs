@@ -31,7 +31,7 @@ use super::model::{
     Album, Artist, Cursor, CursorPage, Page, PageRequest, PlayHistory, Playlist, PlaylistItem,
     PlaylistSummary, SearchKind, SearchResults, SnapshotId, Tier, Track, User,
 };
-use super::port::{SpotifyCatalog, SpotifyError, SpotifyLibrary, SpotifyPlaylists};
+use super::port::{SpotifyCatalog, SpotifyConnect, SpotifyError, SpotifyLibrary, SpotifyPlaylists};
 use super::wire::{self, WireError};
 use crate::config::{ConfigError, EnvSource, optional, parse_or};
 use crate::ports::Secrets;
@@ -169,6 +169,8 @@ struct Request<'a> {
 }
 
 /// Built once per cold start: configuration, HTTP client, credentials and cached tokens.
+/// Clones share all of it.
+#[derive(Clone)]
 pub struct SpotifyClient {
     inner: Arc<Inner>,
 }
@@ -228,6 +230,18 @@ impl SpotifyClient {
     /// A session for an invocation with `remaining` time left.
     pub fn session_for(&self, remaining: Duration) -> SpotifySession {
         self.session(Instant::now() + remaining)
+    }
+}
+
+impl SpotifyConnect for SpotifyClient {
+    type Session = SpotifySession;
+
+    fn tier(&self) -> Tier {
+        self.inner.config.tier
+    }
+
+    fn open(&self, remaining: Duration) -> SpotifySession {
+        self.session_for(remaining)
     }
 }
 

@@ -14,4 +14,6 @@ mod wire;
 #[cfg(feature = "spotify")]
 pub use client::{SessionStats, SpotifyClient, SpotifyConfig, SpotifySession};
 pub use model::Tier;
-pub use port::{SpotifyApi, SpotifyCatalog, SpotifyError, SpotifyLibrary, SpotifyPlaylists};
+pub use port::{
+    SpotifyApi, SpotifyCatalog, SpotifyConnect, SpotifyError, SpotifyLibrary, SpotifyPlaylists,
+};

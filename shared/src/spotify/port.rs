@@ -14,7 +14,7 @@ use crate::validate::{AlbumId, ArtistId, PlaylistId, TrackId};
 
 use super::model::{
     Album, Artist, Cursor, CursorPage, Page, PageRequest, PlayHistory, Playlist, PlaylistItem,
-    PlaylistSummary, SearchKind, SearchResults, SnapshotId, Track, User,
+    PlaylistSummary, SearchKind, SearchResults, SnapshotId, Tier, Track, User,
 };
 
 /// Why a Spotify call failed, shaped by what the caller must do.
@@ -227,3 +227,17 @@ pub trait SpotifyLibrary: Send + Sync {
 pub trait SpotifyApi: SpotifyCatalog + SpotifyPlaylists + SpotifyLibrary {}
 
 impl<T: SpotifyCatalog + SpotifyPlaylists + SpotifyLibrary> SpotifyApi for T {}
+
+/// Opens one invocation's view of Spotify. A task holds the connector from its cold start and
+/// opens a session per message, so the deadline, call budget, request cache and tier fallback
+/// belong to that message alone.
+pub trait SpotifyConnect: Send + Sync {
+    /// One invocation's session.
+    type Session: SpotifyApi + 'static;
+
+    /// The tier the app is configured for (the session may still fall back on a 403).
+    fn tier(&self) -> Tier;
+
+    /// A session that must finish its calls within `remaining`.
+    fn open(&self, remaining: Duration) -> Self::Session;
+}
