@@ -66,6 +66,10 @@ pub struct AlertRules {
     pub growth_min_history: usize,
     /// Days of history the growth rule looks back (default 56).
     pub growth_history_days: i64,
+    /// The least unusual growth worth a person's attention, as a share of the follower count:
+    /// the day's increment must exceed the usual one by this much (default 0.01, 1 % of the
+    /// followers in a day). Keeps rounding noise of small artists from reading as a surge.
+    pub growth_min_share: f64,
     /// Popularity points (0 to 100) moved in one day that make a jump (default 8).
     pub popularity_jump: u8,
     /// Days during which the same alert does not fire again (default 7).
@@ -94,6 +98,7 @@ impl Default for AlertRules {
             growth_z: 4.0,
             growth_min_history: 14,
             growth_history_days: 56,
+            growth_min_share: 0.01,
             popularity_jump: 8,
             cooldown_days: 7,
         }
@@ -149,6 +154,8 @@ pub struct Observation<'a> {
     pub new_releases: &'a [Release],
     /// The API answered 404 for the artist.
     pub gone: bool,
+    /// The previous snapshot found it gone already.
+    pub was_gone: bool,
 }
 
 /// The median of `values` (which must not be empty).
@@ -196,7 +203,8 @@ pub fn evaluate(rules: &AlertRules, obs: &Observation<'_>) -> Vec<Alert> {
     };
 
     if obs.gone {
-        if on(AlertKind::ArtistGone) {
+        // Once per disappearance: a cooldown would repeat it every week while the artist stays gone.
+        if on(AlertKind::ArtistGone) && !obs.was_gone {
             alerts.push(alert(
                 AlertKind::ArtistGone,
                 "gone".into(),
@@ -258,6 +266,7 @@ pub fn evaluate(rules: &AlertRules, obs: &Observation<'_>) -> Vec<Alert> {
         if history.len() >= rules.growth_min_history
             && let Some((z, median, scale)) = robust_z(increment, &history)
             && z.abs() >= rules.growth_z
+            && (increment - median).abs() >= rules.growth_min_share * before.max(1.0)
         {
             let direction = if z > 0.0 { "surge" } else { "drop" };
             alerts.push(alert(
@@ -267,6 +276,7 @@ pub fn evaluate(rules: &AlertRules, obs: &Observation<'_>) -> Vec<Alert> {
                 json!({
                     "metric": "followers", "direction": direction, "increment_per_day": increment,
                     "usual_median": median, "scale": scale, "robust_z": z, "threshold": rules.growth_z,
+                    "min_share": rules.growth_min_share,
                     "history_days": history.len(), "window": { "from": since, "to": obs.date },
                 }),
             ));
@@ -320,6 +330,7 @@ mod tests {
             popularity,
             new_releases: &[],
             gone: false,
+            was_gone: false,
         }
     }
 
@@ -347,6 +358,29 @@ mod tests {
         assert_eq!(alerts[0].kind, AlertKind::UnusualGrowth);
         assert_eq!(alerts[0].evidence["direction"], "surge");
         assert!(alerts[0].evidence["robust_z"].as_f64().unwrap() > 4.0);
+    }
+
+    #[test]
+    fn rounding_noise_of_a_small_artist_is_not_a_surge() {
+        // About 22 a day on 1,100 followers, with +-2 of noise: +29 is far out in z (the scale
+        // has its one-follower floor) but only 7 extra followers, 0.6 % of the count.
+        let a = artist();
+        let mut followers: BTreeMap<_, _> = (0..20)
+            .map(|n| (day(n), 1100.0 + 22.0 * n as f64 + (n % 2) as f64))
+            .collect();
+        followers.insert(day(20), followers[&day(19)] + 29.0);
+        let none = BTreeMap::new();
+        let alerts = evaluate(
+            &AlertRules::default(),
+            &observe(&a, day(20), &followers, &none),
+        );
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let strict = AlertRules {
+            growth_min_share: 0.0,
+            ..AlertRules::default()
+        };
+        let alerts = evaluate(&strict, &observe(&a, day(20), &followers, &none));
+        assert_eq!(alerts.len(), 1, "without the floor the z-score alone fires");
     }
 
     #[test]
@@ -402,6 +436,9 @@ mod tests {
             alerts.iter().map(|a| a.kind).collect::<Vec<_>>(),
             vec![AlertKind::ArtistGone]
         );
+        // Still gone the next time: said once per disappearance.
+        gone.was_gone = true;
+        assert!(evaluate(&AlertRules::default(), &gone).is_empty());
     }
 
     #[test]

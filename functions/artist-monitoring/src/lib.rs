@@ -133,7 +133,7 @@ pub enum MonitorError {
         source: serde_json::Error,
     },
     /// Spotify failed.
-    #[error("spotify: {0}")]
+    #[error("spotify")]
     Source(#[source] SpotifyError),
     /// The store or the bus failed.
     #[error(transparent)]
@@ -378,6 +378,7 @@ impl<C: SpotifyConnect> ArtistMonitoring<C> {
             popularity: &popularity,
             new_releases: &new_releases,
             gone,
+            was_gone: previous.as_ref().is_some_and(|p| p.gone),
         };
         let mut published = Vec::new();
         for alert in alerts::evaluate(rules, &observation) {

@@ -111,6 +111,9 @@ pub struct SyncOutput {
     pub cursor: Option<i64>,
     /// Artists left to a continuation message.
     pub continued: usize,
+    /// Artists Spotify no longer knows (404), skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artists_gone: Vec<ArtistId>,
 }
 
 /// Why a step failed.
@@ -120,7 +123,7 @@ pub enum SyncError {
     #[error(transparent)]
     Watchlist(#[from] WatchlistError),
     /// Spotify failed.
-    #[error("spotify: {0}")]
+    #[error("spotify")]
     Source(#[source] SpotifyError),
     /// The stored Spotify authorisation belongs to another user than the message names.
     #[error(
@@ -293,9 +296,17 @@ impl<C: SpotifyConnect> DataSync<C> {
                 break;
             }
             let known = entities::known_albums(store, artist).await?;
-            let albums = source::artist_albums(&api, artist)
-                .await
-                .map_err(SyncError::Source)?;
+            let albums = match source::artist_albums(&api, artist).await {
+                Ok(albums) => albums,
+                Err(SpotifyError::NotFound { .. }) => {
+                    // Gone from Spotify (artist-monitoring alerts on it): nothing to sync, and
+                    // no reason to fail the other artists of the message.
+                    info!(%artist, "artist not found on Spotify: skipped");
+                    output.artists_gone.push(artist.clone());
+                    continue;
+                }
+                Err(err) => return Err(SyncError::Source(err)),
+            };
             let mut new_albums = Vec::new();
             let mut new_tracks: Vec<TrackId> = Vec::new();
             for album in albums {
