@@ -136,7 +136,7 @@ pub async fn simulate(
                     Err(err) => errors.push(err.to_string()),
                 }
             }
-            let drain = function.drain(max_wait).await?;
+            let drain = drain_day(local, clock, function.as_ref(), max_wait).await?;
             runs.push(DayRun {
                 date,
                 function: function.name().to_owned(),
@@ -147,6 +147,40 @@ pub async fn simulate(
         }
     }
     Ok(runs)
+}
+
+/// Rounds of redelivery waited out within one simulated day.
+const MAX_REDELIVERY_ROUNDS: u32 = 12;
+
+/// Drains `function`'s queue; messages handed back (a failure, a rate limit) become visible
+/// again when their visibility timeout passes, so the simulated clock is moved to that moment
+/// and the queue drained again, as SQS would redeliver them.
+async fn drain_day(
+    local: &Local,
+    clock: &ManualClock,
+    function: &dyn Invoke,
+    max_wait: Duration,
+) -> Result<DrainSummary, RunError> {
+    let queues = local.runtime.queues(function.name());
+    let mut total = DrainSummary::default();
+    for _ in 0..MAX_REDELIVERY_ROUNDS {
+        let drain = function.drain(max_wait).await?;
+        total.invocations += drain.invocations;
+        total.completed += drain.completed;
+        total.dead_lettered += drain.dead_lettered;
+        total.retried += drain.retried;
+        total.pending = drain.pending;
+        match queues.next_visible_at().await? {
+            Some(next) if drain.pending > 0 => {
+                let now = backbone::clock::Clock::now(clock);
+                if next > now {
+                    clock.set(next);
+                }
+            }
+            _ => break,
+        }
+    }
+    Ok(total)
 }
 
 trait DateOf {

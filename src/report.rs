@@ -97,7 +97,8 @@ pub async fn build(
         .map_err(RunError::Watchlist)?;
     let mut artists = Vec::new();
     for artist in &watched.artists {
-        let history = snapshots::history(store, artist, from - chrono::Duration::days(35), to).await?;
+        let history =
+            snapshots::history(store, artist, from - chrono::Duration::days(35), to).await?;
         artists.push(artist_line(artist.to_string(), &history, from, to));
     }
     let mut alerts = Vec::new();

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use backbone::SecretString;
 use backbone::config::{ConfigError, EnvSource};
 use backbone::local::EnvSecrets;
 use backbone::ports::Secrets;
 use backbone::spotify::{SpotifyClient, SpotifyConfig, Tier};
 use backbone::telemetry::Metrics;
-use backbone::SecretString;
 use spotify_sandbox::{SandboxConfig, SandboxHandle, Scenario};
 
 /// The secret names the Spotify adapter reads by default.
@@ -80,7 +80,10 @@ impl LocalSpotify {
     /// The sandbox in-process unless `SPOTIFY_API_BASE_URL` is set; then the configured API,
     /// with credentials from `SECRET_SPOTIFY_CLIENT_ID`, `SECRET_SPOTIFY_CLIENT_SECRET` and
     /// `SECRET_SPOTIFY_REFRESH_TOKEN`.
-    pub async fn from_env(env: &dyn EnvSource, metrics: Metrics) -> Result<Self, SpotifySetupError> {
+    pub async fn from_env(
+        env: &dyn EnvSource,
+        metrics: Metrics,
+    ) -> Result<Self, SpotifySetupError> {
         let config = SpotifyConfig::from_env(env)?;
         if env.var("SPOTIFY_API_BASE_URL").is_some() {
             return Ok(Self {

@@ -461,7 +461,8 @@ impl Catalog {
                     };
                     for t in 0..tracks.max(1) {
                         let track_idx = self.tracks.len();
-                        let track_id = make_id(&["scenario", &n.to_string(), "track", &t.to_string()]);
+                        let track_id =
+                            make_id(&["scenario", &n.to_string(), "track", &t.to_string()]);
                         self.tracks.push(Track {
                             id: track_id.clone(),
                             name: format!("Scenario Track {n}.{t}"),

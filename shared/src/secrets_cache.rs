@@ -228,9 +228,8 @@ impl JsonSecretFields {
 
     async fn object(&self) -> Result<serde_json::Map<String, serde_json::Value>, PortError> {
         let raw = self.inner.get(&self.secret_id).await?;
-        serde_json::from_str(raw.expose_secret()).map_err(|err| {
-            PortError::permanent("secret.fields", malformed(&self.secret_id, &err))
-        })
+        serde_json::from_str(raw.expose_secret())
+            .map_err(|err| PortError::permanent("secret.fields", malformed(&self.secret_id, &err)))
     }
 }
 
@@ -377,12 +376,25 @@ mod tests {
             r#"{"client_id":"id-1","client_secret":"s3cr3t","note":"kept"}"#.into(),
         );
         let fields = JsonSecretFields::new(backend.clone(), "app/spotify");
-        assert_eq!(fields.get("spotify/client_id").await.unwrap().expose_secret(), "id-1");
+        assert_eq!(
+            fields
+                .get("spotify/client_id")
+                .await
+                .unwrap()
+                .expose_secret(),
+            "id-1"
+        );
         let missing = fields.get("spotify/refresh_token").await.unwrap_err();
         let text = crate::error::chain(&missing);
-        assert!(text.contains("refresh_token") && !text.contains("s3cr3t"), "{text}");
+        assert!(
+            text.contains("refresh_token") && !text.contains("s3cr3t"),
+            "{text}"
+        );
         fields
-            .put("spotify/refresh_token", &SecretString::from("rt-2".to_owned()))
+            .put(
+                "spotify/refresh_token",
+                &SecretString::from("rt-2".to_owned()),
+            )
             .await
             .unwrap();
         let stored: serde_json::Value =

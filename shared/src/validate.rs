@@ -300,10 +300,15 @@ fn parse_ref(kind: SpotifyKind, s: &str) -> Result<SpotifyId, String> {
     }
     let uri = SpotifyUri::parse(trimmed)?;
     if uri.kind != kind {
+        let found = uri.kind.to_string();
+        let article = if found.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         return Err(format!(
-            "expected a Spotify {kind}, but {} names a {}",
+            "expected a Spotify {kind}, but {} names {article} {found}",
             echo(trimmed),
-            uri.kind
         ));
     }
     Ok(uri.id)

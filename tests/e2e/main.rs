@@ -3,5 +3,6 @@
 mod cli;
 mod harness;
 mod helpers;
+mod monitoring;
 mod reliability;
 mod sqs;

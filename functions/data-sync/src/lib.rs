@@ -413,11 +413,7 @@ impl<C: SpotifyConnect> DataSync<C> {
         Ok(output)
     }
 
-    async fn recently_played(
-        &self,
-        user: &UserId,
-        cx: &Cx,
-    ) -> Result<SyncOutput, SyncError> {
+    async fn recently_played(&self, user: &UserId, cx: &Cx) -> Result<SyncOutput, SyncError> {
         let store = self.store.as_ref();
         let mut output = SyncOutput::default();
         let api = self.spotify.open(cx.remaining());

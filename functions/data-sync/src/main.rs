@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use data_sync::DataSync;
 use backbone::aws::ColdStart;
 use backbone::harness::{Task, serve};
+use data_sync::DataSync;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -119,7 +119,13 @@ pub async fn artist_albums<A: SpotifyCatalog + ?Sized>(
     artist: &ArtistId,
 ) -> Result<Vec<AlbumSummary>, SpotifyError> {
     let albums = all_pages("artist albums", |page| {
-        api.artist_albums(artist, PageRequest { limit: ALBUMS_PAGE, ..page })
+        api.artist_albums(
+            artist,
+            PageRequest {
+                limit: ALBUMS_PAGE,
+                ..page
+            },
+        )
     })
     .await?;
     Ok(albums
@@ -143,7 +149,13 @@ pub async fn album_tracks<A: SpotifyCatalog + ?Sized>(
     album: &AlbumId,
 ) -> Result<Vec<TrackSummary>, SpotifyError> {
     let tracks = all_pages("album tracks", |page| {
-        api.album_tracks(album, PageRequest { limit: TRACKS_PAGE, ..page })
+        api.album_tracks(
+            album,
+            PageRequest {
+                limit: TRACKS_PAGE,
+                ..page
+            },
+        )
     })
     .await?;
     Ok(tracks
@@ -182,7 +194,13 @@ pub async fn playlist_items<A: SpotifyPlaylists + ?Sized>(
     playlist: &PlaylistId,
 ) -> Result<Vec<PlaylistEntry>, SpotifyError> {
     let items = all_pages("playlist items", |page| {
-        api.playlist_items(playlist, PageRequest { limit: ITEMS_PAGE, ..page })
+        api.playlist_items(
+            playlist,
+            PageRequest {
+                limit: ITEMS_PAGE,
+                ..page
+            },
+        )
     })
     .await?;
     Ok(items
