@@ -3,7 +3,7 @@
 
 # The main job on the embedded default: no AWS account, no Docker, no network.
 run:
-	cargo run --release -- local
+	cargo run --release -- local --days 30
 
 # Installs what the tests need (pinned) and runs every test.
 test:

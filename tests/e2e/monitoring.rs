@@ -29,12 +29,15 @@ struct Run {
     clock: Arc<ManualClock>,
     functions: Vec<Box<dyn Invoke>>,
     capture: Capture,
+    _logs: tracing::subscriber::DefaultGuard,
 }
 
 impl Run {
     async fn start(config: SandboxConfig) -> Self {
         let db = LocalDb::in_memory().expect("in-memory database");
         let capture = Capture::new();
+        // The test body runs the handlers on this thread: their logs land in the capture.
+        let logs = backbone::telemetry::install_for_test(Arc::new(capture.clone()), "debug");
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 6, 0, 0).unwrap(),
         ));
@@ -55,6 +58,7 @@ impl Run {
             clock,
             functions,
             capture,
+            _logs: logs,
         }
     }
 
@@ -245,8 +249,12 @@ async fn exactly_the_expected_alerts(tier: Tier) {
         audit_after, audit_before,
         "a replayed day writes no audit record"
     );
-    // The Spotify client never logged a credential.
+    // Logs and metrics were written, at debug level, and never hold a credential.
     let logs = run.capture.text();
+    assert!(
+        logs.contains("planned the day's snapshots"),
+        "the capture sees the logs"
+    );
     for secret in ["sandbox-client-secret", "sandbox-refresh-token"] {
         assert!(!logs.contains(secret), "{secret} reached the logs");
     }
@@ -395,4 +403,78 @@ async fn bad_input_is_refused_by_name_and_the_rest_of_the_batch_goes_on() {
         .await
         .unwrap();
     assert!(gone[0].gone);
+}
+
+/// A clock that moves `step` forward every time it is read, so work runs into its deadline.
+struct Ticking {
+    now: std::sync::Mutex<chrono::DateTime<Utc>>,
+    step: chrono::Duration,
+}
+
+impl backbone::clock::Clock for Ticking {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        let mut now = self.now.lock().unwrap();
+        *now += self.step;
+        *now
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sync_checkpoints_near_the_deadline_and_resumes_without_skipping_or_repeating() {
+    let db = LocalDb::in_memory().unwrap();
+    let capture = Capture::new();
+    let _logs = backbone::telemetry::install_for_test(Arc::new(capture.clone()), "info");
+    // Every reading of the clock costs two simulated seconds: a 60-second local invocation
+    // reaches the 30-second checkpoint margin after a few artists.
+    let clock = Arc::new(Ticking {
+        now: std::sync::Mutex::new(Utc.with_ymd_and_hms(2026, 1, 1, 6, 0, 0).unwrap()),
+        step: chrono::Duration::seconds(2),
+    });
+    let runtime = LocalRuntime::new(db, clock.clone(), Arc::new(capture.clone()));
+    let metrics = metrics_for(
+        &HarnessConfig::for_task("spotify"),
+        "spotify",
+        Arc::new(capture.clone()),
+    );
+    let spotify = LocalSpotify::sandbox_with(sandbox_config(Tier::Development), metrics)
+        .await
+        .unwrap();
+    let local = Local { runtime, spotify };
+    days::seed_demo_watchlist(&local).await.unwrap();
+    let functions = music_tasks::functions(&local);
+    let sync = functions.iter().find(|f| f.name() == "data-sync").unwrap();
+    let plan = serde_json::json!({"step": "plan", "watchlist": "demo", "date": "2026-01-01"});
+    sync.invoke(plan).await.unwrap();
+    let drain = sync.drain(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(drain.pending, 0);
+    assert!(
+        drain.completed >= 2,
+        "the artists message continued in at least one more message: {drain:?}"
+    );
+
+    // Every artist's albums were announced exactly once, and all of them.
+    let catalog = local.spotify.sandbox.as_ref().unwrap().catalog();
+    let mut announced = std::collections::BTreeMap::<String, usize>::new();
+    for stored in local.runtime.bus().events().await.unwrap() {
+        let detail = &stored.event.detail;
+        if detail["scope"] == "artist" {
+            *announced
+                .entry(detail["id"].as_str().unwrap().to_owned())
+                .or_default() += detail["newAlbums"].as_array().unwrap().len();
+        }
+    }
+    let truth: std::collections::BTreeMap<String, usize> = (0..DEMO_ARTISTS)
+        .map(|a| (catalog.artists[a].id.clone(), catalog.albums_on(a, 0).len()))
+        .collect();
+    assert_eq!(announced, truth);
+    let continued = capture
+        .json()
+        .iter()
+        .filter(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("continuing in a new message"))
+        })
+        .count();
+    assert!(continued >= 1, "a checkpoint was logged");
 }
