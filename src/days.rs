@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backbone::clock::ManualClock;
+use backbone::clock::{Clock, ManualClock};
 use backbone::local::{DrainSummary, Invoke};
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
@@ -95,7 +95,7 @@ pub async fn simulate(
         .sandbox
         .as_ref()
         .map(|s| s.catalog().date(0))
-        .unwrap_or_else(|| clock.now_date());
+        .unwrap_or_else(|| clock.now().date_naive());
     let mut schedules = Vec::new();
     for function in functions {
         let files: Vec<_> = sample_events(events_dir, function.name())?
@@ -172,7 +172,7 @@ async fn drain_day(
         total.pending = drain.pending;
         match queues.next_visible_at().await? {
             Some(next) if drain.pending > 0 => {
-                let now = backbone::clock::Clock::now(clock);
+                let now = clock.now();
                 if next > now {
                     clock.set(next);
                 }
@@ -181,14 +181,4 @@ async fn drain_day(
         }
     }
     Ok(total)
-}
-
-trait DateOf {
-    fn now_date(&self) -> NaiveDate;
-}
-
-impl DateOf for ManualClock {
-    fn now_date(&self) -> NaiveDate {
-        backbone::clock::Clock::now(self).date_naive()
-    }
 }
