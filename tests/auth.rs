@@ -3,18 +3,25 @@
 //! loopback listener). The stored secret must hold the sandbox's fresh refresh token, and
 //! nothing the command prints may contain the client secret or a token.
 
-use std::process::Stdio;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use backbone::ExposeSecret;
 use backbone::ports::Secrets;
 use spotify_sandbox::SandboxConfig;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+/// A running `tasks auth`, killed if the test ends before it does.
 struct Run {
     child: Child,
     url: String,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `tasks auth` against the sandbox at `auth_base` and reads the authorize URL it prints.
@@ -28,19 +35,20 @@ async fn start(auth_base: &str, config: &SandboxConfig, extra: &[&str], env: &[(
         .env("SECRET_SPOTIFY_CLIENT_SECRET", &config.client_secret)
         .env_remove("AWS_ENDPOINT_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
     let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+    // The first line on stdout is the URL; the command waits for the redirect after it.
+    let line = tokio::task::spawn_blocking(move || BufReader::new(stdout).lines().next());
+    let url = tokio::time::timeout(Duration::from_secs(30), line)
         .await
         .expect("the authorize URL within 30 s")
         .unwrap()
-        .expect("a line on stdout");
+        .expect("a line on stdout")
+        .unwrap();
     Run { child, url }
 }
 
@@ -60,19 +68,19 @@ async fn browse(url: &str, tamper_state: bool) -> reqwest::StatusCode {
     client.get(&location).send().await.unwrap().status()
 }
 
+/// Waits (at most 30 s) for the command to exit: whether it succeeded, and all it printed.
 async fn finish(mut run: Run) -> (bool, String) {
-    let status = tokio::time::timeout(Duration::from_secs(30), run.child.wait())
+    let mut stderr_pipe = run.child.stderr.take().unwrap();
+    let stderr = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        stderr_pipe.read_to_string(&mut text).map(|_| text)
+    });
+    let stderr = tokio::time::timeout(Duration::from_secs(30), stderr)
         .await
-        .expect("tasks auth exits")
-        .unwrap();
-    let mut stderr = String::new();
-    run.child
-        .stderr
-        .take()
+        .expect("tasks auth exits within 30 s")
         .unwrap()
-        .read_to_string(&mut stderr)
-        .await
         .unwrap();
+    let status = run.child.wait().unwrap();
     (status.success(), format!("{}\n{stderr}", run.url))
 }
 

@@ -14,8 +14,9 @@
 //! notice, except under `CI`, where it fails.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,6 @@ use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
 use backbone::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tokio::process::{Child, Command};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -94,7 +94,8 @@ impl Emulator {
             .current_dir(root())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.path().join("watch.err")).unwrap())
-            .kill_on_drop(true)
+            // Its own process group, so the function processes it starts end with it.
+            .process_group(0)
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -112,15 +113,18 @@ impl Emulator {
 
     /// `cargo lambda invoke <function> --data-file <file>`: the handler's JSON response.
     async fn invoke(&self, function: &str, file: &Path) -> Value {
-        let output = Command::new("cargo")
+        let mut command = Command::new("cargo");
+        command
             .args(["lambda", "invoke", function, "--output-format", "json"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
             .arg(self.port.to_string())
             .arg("--data-file")
             .arg(file)
-            .current_dir(root())
-            .output()
+            .current_dir(root());
+        // Blocking: off the runtime's threads, which serve the sandbox meanwhile.
+        let output = tokio::task::spawn_blocking(move || command.output())
             .await
+            .unwrap()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
@@ -142,8 +146,20 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        // kill_on_drop ends `cargo lambda watch`; its function process is its child.
-        let _ = self.child.start_kill();
+        // The whole group: `cargo lambda watch`, cargo and the function process.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
     }
 }
 
