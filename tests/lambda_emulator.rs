@@ -69,32 +69,61 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// One `cargo lambda watch` serving one function, with its environment in a file.
+/// One `cargo lambda watch --only-lambda-apis` (the runtime API and invoke endpoint) and the
+/// function's prebuilt binary polling it, with the environment the template gives it.
+///
+/// The emulator could start the function itself (`cargo run`), but it runs cargo with an
+/// environment that invalidates build-script fingerprints, so every run would rebuild the TLS
+/// stack; the binary `scripts/test.sh` built is run instead, exactly as the emulator would run
+/// it (the same `AWS_LAMBDA_*` variables).
 struct Emulator {
-    child: Child,
+    watch: Child,
+    function: Child,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// The function's binary as `cargo build -p <function>` leaves it.
+fn binary(function: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join("debug").join(function);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p {function}` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn kill_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    for _ in 0..50 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
+}
+
 impl Emulator {
-    async fn start(env: &[(String, String)]) -> Self {
+    async fn start(function: &str, env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let env_file = dir.path().join("function.env");
-        let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(&env_file, text).unwrap();
-        let log = dir.path().join("watch.log");
+        let log = dir.path().join("function.log");
         let port = free_port();
-        let child = Command::new("cargo")
-            .args(["lambda", "watch", "--ignore-changes", "--quiet"])
+        let watch = Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
             .arg(port.to_string())
-            .arg("--env-file")
-            .arg(&env_file)
-            .current_dir(root())
-            .stdout(std::fs::File::create(&log).unwrap())
+            .current_dir(root().join("functions").join(function))
+            .stdout(std::fs::File::create(dir.path().join("watch.log")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("watch.err")).unwrap())
-            // Its own process group, so the function processes it starts end with it.
+            // Its own process group, ended whole.
             .process_group(0)
             .spawn()
             .unwrap();
@@ -103,8 +132,26 @@ impl Emulator {
             assert!(Instant::now() < deadline, "cargo lambda watch did not listen");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let function_process = Command::new(binary(function))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{function}"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "lambda-emulator")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("function.err")).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap();
         Self {
-            child,
+            watch,
+            function: function_process,
             port,
             log,
             _dir: dir,
@@ -132,7 +179,7 @@ impl Emulator {
             "invoke {function} {}: {}\n{stdout}\nfunction output:\n{}",
             file.display(),
             String::from_utf8_lossy(&output.stderr),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            self.output()
         );
         serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("invoke {function}: not JSON ({e}): {stdout}"))
@@ -140,26 +187,17 @@ impl Emulator {
 
     /// Everything the function printed (JSON log lines and EMF metrics).
     fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        ["function.log", "function.err", "watch.err"]
+            .iter()
+            .map(|name| std::fs::read_to_string(self.log.with_file_name(name)).unwrap_or_default())
+            .collect()
     }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        // The whole group: `cargo lambda watch`, cargo and the function process.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
+        kill_group(&mut self.function);
+        kill_group(&mut self.watch);
     }
 }
 
@@ -251,7 +289,7 @@ async fn run_function(function: &str, sample_batch: &str) {
         .unwrap();
 
     let env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
-    let emulator = Emulator::start(&env).await;
+    let emulator = Emulator::start(function, &env).await;
     let events = root().join("events").join(function);
 
     // The schedule's plan (a direct payload, as EventBridge Scheduler sends it).
@@ -270,14 +308,24 @@ async fn run_function(function: &str, sample_batch: &str) {
         let file = dir.path().join(format!("batch-{batches}.json"));
         std::fs::write(&file, event.to_string()).unwrap();
         let response = emulator.invoke(function, &file).await;
-        assert_eq!(failures(&response), 0, "batch {batches}: {response}");
+        assert_eq!(
+            failures(&response),
+            0,
+            "batch {batches}: {response}\n{}",
+            emulator.output()
+        );
         poller.acknowledge(&handles, &response).await.unwrap();
     }
     assert!(batches >= 1, "the plan fanned out nothing");
 
     // The sample SQS event of events/.
     let response = emulator.invoke(function, &events.join(sample_batch)).await;
-    assert_eq!(failures(&response), 0, "{sample_batch}: {response}");
+    assert_eq!(
+        failures(&response),
+        0,
+        "{sample_batch}: {response}\n{}",
+        emulator.output()
+    );
 
     let dead = SqsPoller::new(&sdk, &stack.dead_letter_queue_url)
         .bodies()
