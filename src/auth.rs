@@ -52,7 +52,9 @@ pub enum AuthError {
     #[error("the authorization was refused: {0}")]
     Refused(String),
     /// The redirect's `state` is not the one sent: a forged or stale redirect.
-    #[error("the redirect's state does not match the request's: refusing a possibly forged redirect")]
+    #[error(
+        "the redirect's state does not match the request's: refusing a possibly forged redirect"
+    )]
     StateMismatch,
     /// The redirect carried no code.
     #[error("the redirect carried no authorization code")]

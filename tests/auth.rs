@@ -25,7 +25,12 @@ impl Drop for Run {
 }
 
 /// Starts `tasks auth` against the sandbox at `auth_base` and reads the authorize URL it prints.
-async fn start(auth_base: &str, config: &SandboxConfig, extra: &[&str], env: &[(&str, &str)]) -> Run {
+async fn start(
+    auth_base: &str,
+    config: &SandboxConfig,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tasks"));
     command
         .args(["auth", "--port", "0", "--timeout-seconds", "30"])
@@ -96,15 +101,26 @@ async fn auth_stores_the_fresh_refresh_token_in_the_local_secrets_file() {
     let run = start(
         &auth_base,
         &config,
-        &["--secrets-file", file.to_str().unwrap(), "--secret-id", "music/spotify"],
+        &[
+            "--secrets-file",
+            file.to_str().unwrap(),
+            "--secret-id",
+            "music/spotify",
+        ],
         &[],
     )
     .await;
     let url = reqwest::Url::parse(&run.url).unwrap();
     let pairs: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(url.path(), "/authorize");
-    assert!(pairs["scope"].contains("user-read-recently-played"), "{url}");
-    assert!(pairs["redirect_uri"].starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        pairs["scope"].contains("user-read-recently-played"),
+        "{url}"
+    );
+    assert!(
+        pairs["redirect_uri"].starts_with("http://127.0.0.1:"),
+        "{url}"
+    );
     assert_eq!(browse(&run.url, false).await, reqwest::StatusCode::OK);
     let (ok, printed) = finish(run).await;
     assert!(ok, "{printed}");
@@ -124,7 +140,10 @@ async fn auth_stores_the_fresh_refresh_token_in_the_local_secrets_file() {
         })
     );
     for secret in [&config.client_secret, &fresh] {
-        assert!(!printed.contains(secret.as_str()), "a secret was printed:\n{printed}");
+        assert!(
+            !printed.contains(secret.as_str()),
+            "a secret was printed:\n{printed}"
+        );
     }
 }
 
@@ -183,7 +202,10 @@ async fn auth_stores_in_secrets_manager_when_an_aws_endpoint_is_set() {
     };
     let config = SandboxConfig::default();
     let (addr, sandbox) = spotify_sandbox::spawn(config.clone()).await.unwrap();
-    let secret_id = format!("music-tasks/auth-test-{}/spotify", uuid::Uuid::new_v4().simple());
+    let secret_id = format!(
+        "music-tasks/auth-test-{}/spotify",
+        uuid::Uuid::new_v4().simple()
+    );
     let run = start(
         &format!("http://{addr}"),
         &config,

@@ -129,7 +129,10 @@ impl Emulator {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch did not listen");
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not listen"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let function_process = Command::new(binary(function))
@@ -142,7 +145,10 @@ impl Emulator {
             .env("AWS_LAMBDA_FUNCTION_NAME", function)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function}"),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "lambda-emulator")
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.path().join("function.err")).unwrap())
@@ -258,7 +264,9 @@ async fn run_function(function: &str, sample_batch: &str) {
     let stack = provision::stack(&sdk, &prefix, 720, 5).await.unwrap();
 
     let sandbox_config = music_tasks::spotify::sandbox_config(Tier::Development);
-    let (addr, sandbox) = spotify_sandbox::spawn(sandbox_config.clone()).await.unwrap();
+    let (addr, sandbox) = spotify_sandbox::spawn(sandbox_config.clone())
+        .await
+        .unwrap();
     let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager_client(&sdk));
     let credentials = serde_json::json!({
         "client_id": sandbox_config.client_id,
@@ -273,10 +281,7 @@ async fn run_function(function: &str, sample_batch: &str) {
         .await
         .unwrap();
     // The demo watchlist the sample events name: the sandbox's first twelve artists.
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb_client(&sdk),
-        stack.store_table.clone(),
-    );
+    let store = DynamoStore::new(aws_sdk_dynamodb_client(&sdk), stack.store_table.clone());
     let artists: Vec<ArtistId> = sandbox
         .catalog()
         .artists

@@ -127,7 +127,9 @@ fn target(value: &Value) -> Option<&str> {
 
 fn get_att<'a>(value: &'a Value, attribute: &str) -> Option<&'a str> {
     let pair = value.get("Fn::GetAtt")?;
-    (pair.get(1)? == attribute).then(|| pair[0].as_str()).flatten()
+    (pair.get(1)? == attribute)
+        .then(|| pair[0].as_str())
+        .flatten()
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -266,7 +268,10 @@ fn every_function_is_built_by_cargo_lambda_for_arm64_on_al2023() {
         let timeout = as_u64(&function["Properties"]["Timeout"], name);
         assert!((1..=900).contains(&timeout), "{name}: Timeout {timeout}");
         let memory = as_u64(&function["Properties"]["MemorySize"], name);
-        assert!((128..=10_240).contains(&memory), "{name}: MemorySize {memory}");
+        assert!(
+            (128..=10_240).contains(&memory),
+            "{name}: MemorySize {memory}"
+        );
     }
     // Every function crate is deployed: a crate without a block would never run.
     let deployed: BTreeSet<_> = functions
@@ -301,7 +306,8 @@ fn queues_event_sources_and_dead_letters_keep_the_retry_rules() {
         for (event, props) in events {
             let what = format!("{name}.{event}");
             assert!(
-                strings(&props["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()),
+                strings(&props["FunctionResponseTypes"])
+                    .contains(&"ReportBatchItemFailures".into()),
                 "{what}: ReportBatchItemFailures"
             );
             let batch = as_u64(&props["BatchSize"], &what);
@@ -365,7 +371,10 @@ fn queues_event_sources_and_dead_letters_keep_the_retry_rules() {
         }
         let function_alarms = alarm_metrics(&alarms_on(&template, "FunctionName", name));
         for metric in ["Errors", "Throttles"] {
-            assert!(function_alarms.contains(metric), "{name}: no {metric} alarm");
+            assert!(
+                function_alarms.contains(metric),
+                "{name}: no {metric} alarm"
+            );
         }
     }
 }
@@ -375,17 +384,26 @@ fn every_queue_is_encrypted_and_every_dead_letter_queue_has_an_alarm() {
     let template = Template::load();
     let mut dead_letter_queues = BTreeSet::new();
     for (_, queue) in template.of_type("AWS::SQS::Queue") {
-        if let Some(dlq) = get_att(&queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"], "Arn") {
+        if let Some(dlq) = get_att(
+            &queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+            "Arn",
+        ) {
             dead_letter_queues.insert(dlq.to_owned());
         }
     }
     for (_, schedule) in template.of_type("AWS::Scheduler::Schedule") {
-        if let Some(dlq) = get_att(&schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"], "Arn") {
+        if let Some(dlq) = get_att(
+            &schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"],
+            "Arn",
+        ) {
             dead_letter_queues.insert(dlq.to_owned());
         }
     }
     for (_, function) in template.of_type("AWS::Serverless::Function") {
-        if let Some(dlq) = get_att(&function["Properties"]["DeadLetterQueue"]["TargetArn"], "Arn") {
+        if let Some(dlq) = get_att(
+            &function["Properties"]["DeadLetterQueue"]["TargetArn"],
+            "Arn",
+        ) {
             dead_letter_queues.insert(dlq.to_owned());
         }
     }
@@ -442,7 +460,13 @@ fn every_schedule_retries_dead_letters_and_sends_a_plan_the_function_knows() {
             .join("1-schedule-plan.json");
         let sample: Value =
             serde_json::from_str(&std::fs::read_to_string(&sample_path).unwrap()).unwrap();
-        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+        let keys = |v: &Value| {
+            v.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        };
         assert_eq!(
             keys(&input),
             keys(&sample),
@@ -542,7 +566,10 @@ fn tables_and_secret_are_production_grade() {
         );
     }
     for parameter in ["Stage", "SpotifyApiTier"] {
-        assert!(!template.doc["Parameters"][parameter].is_null(), "{parameter}");
+        assert!(
+            !template.doc["Parameters"][parameter].is_null(),
+            "{parameter}"
+        );
     }
 }
 

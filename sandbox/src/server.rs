@@ -1080,9 +1080,10 @@ async fn authorize(AxState(s): AxState<Shared>, Query(q): Query<AuthorizeQuery>)
     if q.response_type.as_deref() != Some("code") {
         return oauth_error("unsupported_response_type", "response_type must be code");
     }
-    let Some(redirect_uri) = q.redirect_uri.filter(|u| {
-        u.starts_with("http://127.0.0.1:") || u.starts_with("http://[::1]:")
-    }) else {
+    let Some(redirect_uri) = q
+        .redirect_uri
+        .filter(|u| u.starts_with("http://127.0.0.1:") || u.starts_with("http://[::1]:"))
+    else {
         return oauth_error(
             "invalid_request",
             "redirect_uri must be a loopback http://127.0.0.1:<port>/ address",
@@ -1090,7 +1091,10 @@ async fn authorize(AxState(s): AxState<Shared>, Query(q): Query<AuthorizeQuery>)
     };
     let n = s.counter.fetch_add(1, Ordering::Relaxed);
     let code = format!("sbxcode{}", make_id(&[&n.to_string(), "code"]));
-    lock(&s.codes).insert(code.clone(), (redirect_uri.clone(), Instant::now() + CODE_TTL));
+    lock(&s.codes).insert(
+        code.clone(),
+        (redirect_uri.clone(), Instant::now() + CODE_TTL),
+    );
     let mut location = format!(
         "{redirect_uri}{}code={code}",
         if redirect_uri.contains('?') { '&' } else { '?' }
@@ -1101,7 +1105,10 @@ async fn authorize(AxState(s): AxState<Shared>, Query(q): Query<AuthorizeQuery>)
     }
     match HeaderValue::from_str(&location) {
         Ok(value) => (StatusCode::FOUND, [(axum::http::header::LOCATION, value)]).into_response(),
-        Err(_) => oauth_error("invalid_request", "redirect_uri is not a valid header value"),
+        Err(_) => oauth_error(
+            "invalid_request",
+            "redirect_uri is not a valid header value",
+        ),
     }
 }
 
