@@ -10,6 +10,9 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== template: cfn-lint and checkov (pinned, project venvs)"
+bash scripts/check-template.sh
+
 echo "== AWS emulator (moto, pinned, loopback)"
 bash infra/moto.sh install
 bash infra/moto.sh start
@@ -18,6 +21,14 @@ trap 'bash infra/moto.sh stop' EXIT
 # AWS_ENDPOINT_URL and dummy credentials: the adapter tests talk to moto only.
 # shellcheck disable=SC1091
 source .local/moto.env
+
+echo "== cargo-lambda (pinned) and the Lambda binaries for its emulator (tests/lambda_emulator.rs)"
+bash infra/pytools.sh install cargo-lambda
+PATH="$(bash infra/pytools.sh bin cargo-lambda):$PATH"
+export PATH
+# The binaries exactly as `cargo lambda watch` runs them (default features, debug), built here
+# so the emulator test does not build them while it waits for an invocation.
+cargo build -p artist-monitoring -p data-sync
 
 echo "== tests"
 cargo test --workspace --all-features

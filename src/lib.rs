@@ -1,6 +1,7 @@
 //! The local side of the music platform's task functions: the registry of functions the CLI
 //! can run on the embedded adapters, and the runner behind `tasks local`.
 
+pub mod auth;
 pub mod days;
 pub mod report;
 pub mod spotify;

@@ -84,6 +84,32 @@ enum Command {
         #[command(subcommand)]
         command: WatchlistCommand,
     },
+    /// Authorize the Spotify app for a user (authorization-code flow, loopback redirect) and
+    /// store `{"client_id", "client_secret", "refresh_token"}` in the credentials secret: in
+    /// Secrets Manager with `--aws` or when `AWS_ENDPOINT_URL` is set (build with `--features
+    /// aws`), else in the local secrets file. The client secret is read from
+    /// `SECRET_SPOTIFY_CLIENT_SECRET`, never from an argument.
+    Auth {
+        /// The app's client id.
+        #[arg(long, env = "SECRET_SPOTIFY_CLIENT_ID")]
+        client_id: String,
+        /// The loopback port of the redirect `http://127.0.0.1:<port>/callback` (register that
+        /// URI in the app's settings); 0 picks a free port.
+        #[arg(long, default_value_t = 8888)]
+        port: u16,
+        /// The secret to write (name or ARN).
+        #[arg(long, env = "SPOTIFY_SECRET_ID", default_value = "spotify/credentials")]
+        secret_id: String,
+        /// Store in Secrets Manager (default: only when AWS_ENDPOINT_URL is set).
+        #[arg(long)]
+        aws: bool,
+        /// The local secrets file (JSON of secret name to value) when not storing in AWS.
+        #[arg(long, default_value = ".local/secrets.json")]
+        secrets_file: PathBuf,
+        /// How long to wait for the browser's redirect.
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +242,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         spotify_sandbox::serve(addr, config).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Auth {
+        client_id,
+        port,
+        secret_id,
+        aws,
+        secrets_file,
+        timeout_seconds,
+    } = cli.command
+    {
+        auth_command(AuthArgs {
+            client_id,
+            port,
+            secret_id,
+            aws: aws || std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            secrets_file,
+            timeout: Duration::from_secs(timeout_seconds),
+        })
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {
         Command::Local { days: Some(_), .. } => manual.clone(),
@@ -225,7 +271,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = &local.runtime;
     let functions = music_tasks::functions(&local);
     match cli.command {
-        Command::Sandbox { .. } => Ok(ExitCode::SUCCESS),
+        Command::Sandbox { .. } | Command::Auth { .. } => Ok(ExitCode::SUCCESS),
         Command::Local {
             events,
             max_wait_seconds,
@@ -385,6 +431,73 @@ async fn watchlist_command(runtime: &LocalRuntime, command: WatchlistCommand) ->
         }
         WatchlistCommand::List { name: None } => print_json(&watchlist::names(store).await?),
     }
+}
+
+/// The arguments of `tasks auth`.
+struct AuthArgs {
+    client_id: String,
+    port: u16,
+    secret_id: String,
+    aws: bool,
+    secrets_file: PathBuf,
+    timeout: Duration,
+}
+
+async fn auth_command(args: AuthArgs) -> Result<()> {
+    use backbone::SecretString;
+    use music_tasks::auth;
+
+    let client_secret = backbone::config::required(&ProcessEnv, "SECRET_SPOTIFY_CLIENT_SECRET")?;
+    let app = auth::AppCredentials {
+        client_id: args.client_id,
+        client_secret: SecretString::from(client_secret),
+    };
+    let auth_base = backbone::config::optional(&ProcessEnv, "SPOTIFY_AUTH_BASE_URL")
+        .unwrap_or_else(|| backbone::spotify::client::DEFAULT_AUTH_BASE_URL.to_owned());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("binding the redirect listener on 127.0.0.1:{}", args.port))?;
+    let credentials = auth::run(&auth_base, &app, listener, args.timeout, |url| {
+        eprintln!("Open this URL in a browser and approve the app:");
+        // The URL alone on stdout, for scripts; it carries no secret.
+        println!("{url}");
+    })
+    .await?;
+    if args.aws {
+        store_in_aws(&args.secret_id, &credentials).await?;
+        eprintln!(
+            "Stored the Spotify credentials in Secrets Manager secret {}.",
+            args.secret_id
+        );
+    } else {
+        if let Some(dir) = args.secrets_file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let secrets = backbone::local::FileSecrets::new(&args.secrets_file);
+        auth::store(&secrets, &args.secret_id, &credentials).await?;
+        eprintln!(
+            "Stored the Spotify credentials as secret {} in {}.",
+            args.secret_id,
+            args.secrets_file.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn store_in_aws(secret_id: &str, credentials: &backbone::SecretString) -> Result<()> {
+    let sdk = backbone::aws::load_sdk_config().await;
+    let secrets =
+        backbone::aws::SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    music_tasks::auth::store(&secrets, secret_id, credentials).await?;
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn store_in_aws(_secret_id: &str, _credentials: &backbone::SecretString) -> Result<()> {
+    bail!(
+        "storing in Secrets Manager needs the AWS SDK: run `cargo run --features aws -- auth ...`"
+    )
 }
 
 #[tokio::main]

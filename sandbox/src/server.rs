@@ -49,6 +49,8 @@ pub(crate) struct State {
     tokens: Mutex<HashMap<String, (TokenKind, Instant)>>,
     refresh_valid: Mutex<Option<String>>,
     refresh_revoked: Mutex<HashSet<String>>,
+    /// Authorization codes handed out by `/authorize`: code to (redirect URI, expiry).
+    codes: Mutex<HashMap<String, (String, Instant)>>,
     counter: AtomicU64,
 }
 
@@ -69,6 +71,7 @@ impl State {
             forced_429: Mutex::new((0, 1)),
             tokens: Mutex::new(HashMap::new()),
             refresh_revoked: Mutex::new(HashSet::new()),
+            codes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
         }
     }
@@ -207,6 +210,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), faults));
     Router::new()
         .nest("/v1", api)
+        .route("/authorize", get(authorize))
         .route("/api/token", post(token))
         .route("/_sandbox/advance", post(advance))
         .route("/_sandbox/calls", get(calls))
@@ -950,6 +954,8 @@ async fn recently_played(
 struct TokenForm {
     grant_type: Option<String>,
     refresh_token: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -1020,11 +1026,103 @@ async fn token(
             }
             Json(body).into_response()
         }
+        Some("authorization_code") => {
+            let code = form.code.unwrap_or_default();
+            let Some((redirect_uri, expires)) = lock(&s.codes).remove(&code) else {
+                return oauth_error("invalid_grant", "Invalid authorization code");
+            };
+            if Instant::now() >= expires {
+                return oauth_error("invalid_grant", "Authorization code expired");
+            }
+            if form.redirect_uri.as_deref() != Some(redirect_uri.as_str()) {
+                return oauth_error("invalid_grant", "Invalid redirect URI");
+            }
+            // A new grant: its refresh token becomes the valid one (the sandbox keeps one).
+            let n = s.counter.fetch_add(1, Ordering::Relaxed);
+            let refresh = format!("sbxrefresh{}", make_id(&[&n.to_string(), "grant"]));
+            if let Some(old) = lock(&s.refresh_valid).replace(refresh.clone()) {
+                lock(&s.refresh_revoked).insert(old);
+            }
+            Json(json!({
+                "access_token": s.issue(TokenKind::User),
+                "token_type": "Bearer",
+                "scope": "playlist-read-private playlist-read-collaborative user-read-recently-played",
+                "expires_in": s.config.token_ttl_secs,
+                "refresh_token": refresh,
+            }))
+            .into_response()
+        }
         _ => oauth_error(
             "unsupported_grant_type",
-            "grant_type must be client_credentials or refresh_token",
+            "grant_type must be authorization_code, client_credentials or refresh_token",
         ),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    client_id: Option<String>,
+    response_type: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// How long an authorization code may wait for its exchange (Spotify: 10 minutes).
+const CODE_TTL: Duration = Duration::from_secs(600);
+
+/// The authorization step of the authorization-code flow, approved at once (the sandbox's user
+/// always consents): redirects to `redirect_uri` with `code` and `state`. Only loopback
+/// redirects are accepted, so the sandbox never sends a browser anywhere else.
+async fn authorize(AxState(s): AxState<Shared>, Query(q): Query<AuthorizeQuery>) -> Response {
+    if q.client_id.as_deref() != Some(s.config.client_id.as_str()) {
+        return oauth_error("invalid_client", "Invalid client");
+    }
+    if q.response_type.as_deref() != Some("code") {
+        return oauth_error("unsupported_response_type", "response_type must be code");
+    }
+    let Some(redirect_uri) = q
+        .redirect_uri
+        .filter(|u| u.starts_with("http://127.0.0.1:") || u.starts_with("http://[::1]:"))
+    else {
+        return oauth_error(
+            "invalid_request",
+            "redirect_uri must be a loopback http://127.0.0.1:<port>/ address",
+        );
+    };
+    let n = s.counter.fetch_add(1, Ordering::Relaxed);
+    let code = format!("sbxcode{}", make_id(&[&n.to_string(), "code"]));
+    lock(&s.codes).insert(
+        code.clone(),
+        (redirect_uri.clone(), Instant::now() + CODE_TTL),
+    );
+    let mut location = format!(
+        "{redirect_uri}{}code={code}",
+        if redirect_uri.contains('?') { '&' } else { '?' }
+    );
+    if let Some(state) = q.state {
+        location.push_str("&state=");
+        location.push_str(&form_urlencoded_component(&state));
+    }
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (StatusCode::FOUND, [(axum::http::header::LOCATION, value)]).into_response(),
+        Err(_) => oauth_error(
+            "invalid_request",
+            "redirect_uri is not a valid header value",
+        ),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), for a query value.
+fn form_urlencoded_component(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

@@ -107,10 +107,29 @@ impl Invocation {
     }
 }
 
+/// Deadlines below this (2001-09-09 in epoch milliseconds) are durations, not times.
+const EPOCH_MILLIS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The invocation deadline from `Lambda-Runtime-Deadline-Ms`. Lambda sends epoch milliseconds;
+/// cargo-lambda's emulator (1.9) sends the timeout itself (`600000`), which read as a time would
+/// lie in 1970 and leave no time for anything: a value that small counts from `now`.
+fn deadline_from_context(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+    let fallback = || now + chrono::Duration::minutes(15);
+    if deadline_ms < EPOCH_MILLIS_FLOOR {
+        return i64::try_from(deadline_ms)
+            .ok()
+            .and_then(chrono::Duration::try_milliseconds)
+            .map_or_else(fallback, |left| now + left);
+    }
+    i64::try_from(deadline_ms)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or_else(fallback)
+}
+
 impl From<&lambda_runtime::Context> for Invocation {
     fn from(ctx: &lambda_runtime::Context) -> Self {
-        let deadline = DateTime::<Utc>::from_timestamp_millis(ctx.deadline as i64)
-            .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(15));
+        let deadline = deadline_from_context(ctx.deadline, Utc::now());
         Self {
             request_id: ctx.request_id.clone(),
             deadline,
@@ -233,5 +252,30 @@ impl From<HarnessError> for lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
             error_message: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[test]
+    fn epoch_deadlines_are_times_and_small_ones_are_durations() {
+        let now = DateTime::<Utc>::from_timestamp_millis(1_796_193_826_972).unwrap();
+        // Lambda: epoch milliseconds, 30 s ahead.
+        assert_eq!(
+            deadline_from_context(1_796_193_856_972, now),
+            now + chrono::Duration::seconds(30)
+        );
+        // cargo-lambda's emulator: the timeout itself.
+        assert_eq!(
+            deadline_from_context(600_000, now),
+            now + chrono::Duration::minutes(10)
+        );
+        // Out of range: the 15-minute Lambda maximum, never a panic.
+        assert_eq!(
+            deadline_from_context(u64::MAX, now),
+            now + chrono::Duration::minutes(15)
+        );
     }
 }
