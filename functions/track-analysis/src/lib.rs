@@ -1,0 +1,4 @@
+//! track-analysis
+pub mod analysis;
+pub mod decode;
+pub mod features;
