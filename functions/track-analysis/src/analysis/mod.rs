@@ -281,6 +281,7 @@ pub struct Analyzer {
     resample_out: Vec<f32>,
     resampled_total: u64,
     skip_delay: usize,
+    flush_limit: Option<u64>,
     mono_in_total: u64,
     buffer: Vec<f32>,
     buffer_start: usize,
@@ -342,6 +343,7 @@ impl Analyzer {
             resample_out,
             resampled_total: 0,
             skip_delay,
+            flush_limit: None,
             mono_in_total: 0,
             // Frames are centred (librosa's `center=True`): half a frame of zeros first.
             buffer: vec![0.0; N_FFT / 2],
@@ -435,8 +437,13 @@ impl Analyzer {
         self.resample_in.clear();
         let skip = self.skip_delay.min(produced);
         self.skip_delay -= skip;
+        let mut end = produced;
+        if let Some(limit) = self.flush_limit {
+            let room = limit.saturating_sub(self.resampled_total) as usize;
+            end = end.min(skip + room);
+        }
         let out = std::mem::take(&mut self.resample_out);
-        self.take_analysis(&out[skip..produced]);
+        self.take_analysis(&out[skip..end]);
         self.resample_out = out;
         Ok(())
     }
@@ -476,17 +483,13 @@ impl Analyzer {
             let expected = (self.mono_in_total as f64 * f64::from(ANALYSIS_RATE)
                 / f64::from(self.rate))
             .round() as u64;
+            self.flush_limit = Some(expected);
+            // Each call yields at least one chunk's worth; a few calls cover the delay.
             let mut guard = 0;
             while self.resampled_total < expected && guard < 64 {
                 let pending = self.resample_in.len();
                 self.run_resampler(Some(pending))?;
                 guard += 1;
-            }
-            if self.resampled_total > expected {
-                let extra = (self.resampled_total - expected) as usize;
-                let keep = self.buffer.len().saturating_sub(extra).max(self.buffer_start);
-                self.buffer.truncate(keep);
-                self.analysis_samples = expected;
             }
         }
         // Centred frames: half a frame of zeros after the end, then frames while they fit;
