@@ -21,6 +21,7 @@ pub mod track;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use backbone::config::{self, ConfigError, EnvSource};
 use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::harness::{Cx, Task};
 use backbone::ports::{
@@ -71,7 +72,7 @@ impl<'de> Deserialize<'de> for AnalysisInput {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(de)?;
         if S3Notification::looks_like(&value) {
-            serde_json::from_value(value)
+            S3Notification::from_value(value)
                 .map(AnalysisInput::Upload)
                 .map_err(serde::de::Error::custom)
         } else {
@@ -181,6 +182,33 @@ impl Classify for AnalysisTaskError {
             AnalysisTaskError::Encode(_) => ErrorClass::Permanent,
         }
     }
+}
+
+/// The decoder's limits from `TRACK_ANALYSIS_MAX_BYTES` (default 1 GiB) and
+/// `TRACK_ANALYSIS_MAX_SECONDS` (default 14400, four hours); a malformed value stops the cold
+/// start with an error naming the variable.
+pub fn limits_from_env(env: &dyn EnvSource) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let max_bytes = config::parse_or(env, "TRACK_ANALYSIS_MAX_BYTES", defaults.max_bytes)?;
+    let max_seconds: f64 =
+        config::parse_or(env, "TRACK_ANALYSIS_MAX_SECONDS", defaults.max_seconds)?;
+    if max_bytes == 0 {
+        return Err(ConfigError::Malformed {
+            name: "TRACK_ANALYSIS_MAX_BYTES",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if !(max_seconds.is_finite() && max_seconds > 0.0) {
+        return Err(ConfigError::Malformed {
+            name: "TRACK_ANALYSIS_MAX_SECONDS",
+            reason: "must be a positive number of seconds".into(),
+        });
+    }
+    Ok(Limits {
+        max_bytes,
+        max_seconds,
+        ..defaults
+    })
 }
 
 /// The store key of a track's analysis under the current schema.
@@ -380,6 +408,75 @@ impl TrackAnalysis {
             &stored.features,
         ))
     }
+}
+
+/// A few lines for a person: the main figures of `features`.
+pub fn summary(features: &Features) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let f = features;
+    let _ = writeln!(
+        out,
+        "duration     {:.2} s ({} {} Hz, {} channels)",
+        f.duration_seconds, f.source.codec, f.source.sample_rate, f.source.channels
+    );
+    match &f.tempo {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "tempo        {:.1} BPM (confidence {:.2}), {} beats, regularity {}",
+                t.bpm,
+                t.confidence,
+                t.beats.count,
+                t.beats.regularity.map_or("-".into(), |r| format!("{r:.2}"))
+            );
+        }
+        None => {
+            let _ = writeln!(out, "tempo        none found");
+        }
+    }
+    match &f.key {
+        Some(k) => {
+            let mode = match k.mode {
+                analysis::key::Mode::Major => "major",
+                analysis::key::Mode::Minor => "minor",
+            };
+            let _ = writeln!(
+                out,
+                "key          {} {mode} ({}), correlation {:.2}, margin {:.2}",
+                k.tonic, k.camelot, k.correlation, k.confidence
+            );
+        }
+        None => {
+            let _ = writeln!(out, "key          none found");
+        }
+    }
+    let opt = |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1} {unit}"));
+    let _ = writeln!(
+        out,
+        "loudness     {} integrated, range {}, true peak {}",
+        opt(f.loudness.integrated_lufs, "LUFS"),
+        opt(f.loudness.range_lu, "LU"),
+        opt(f.loudness.true_peak_dbtp, "dBTP")
+    );
+    let _ = writeln!(
+        out,
+        "spectrum     centroid {}, rolloff {}, flatness {}",
+        opt(f.spectral.centroid_hz.map(|s| s.mean), "Hz"),
+        opt(f.spectral.rolloff_hz.map(|s| s.mean), "Hz"),
+        f.spectral
+            .flatness
+            .map_or("-".into(), |s| format!("{:.3}", s.mean))
+    );
+    let _ = writeln!(
+        out,
+        "onsets       {:.2} per second; energy {:.2}, danceability {:.2}",
+        f.onsets.rate_per_second, f.derived.energy, f.derived.danceability
+    );
+    for warning in &f.warnings {
+        let _ = writeln!(out, "warning      {warning}");
+    }
+    out
 }
 
 fn outcome(

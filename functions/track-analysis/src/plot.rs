@@ -69,7 +69,7 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     let mut chart = ChartBuilder::on(&panels[0])
         .caption("waveform and beats", ("sans-serif", 16))
         .margin(8)
-        .x_label_area_size(24)
+        .x_label_area_size(34)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..duration, -1f64..1f64)
         .map_err(draw_err)?;
@@ -101,7 +101,7 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     let mut chart = ChartBuilder::on(&panels[1])
         .caption("short-term loudness (LUFS)", ("sans-serif", 16))
         .margin(8)
-        .x_label_area_size(24)
+        .x_label_area_size(34)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..duration, lo..hi)
         .map_err(draw_err)?;
@@ -134,9 +134,9 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     let mut chart = ChartBuilder::on(&panels[2])
         .caption("chroma", ("sans-serif", 16))
         .margin(8)
-        .x_label_area_size(24)
+        .x_label_area_size(34)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..duration, 0f64..12f64)
+        .build_cartesian_2d(0f64..duration, (0usize..12).into_segmented())
         .map_err(draw_err)?;
     let names = &features.chroma.pitch_classes;
     chart
@@ -144,9 +144,11 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
         .disable_mesh()
         .x_desc("s")
         .y_labels(12)
-        .y_label_formatter(&|y| {
-            let i = y.floor() as usize;
-            names.get(i).cloned().unwrap_or_default()
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                names.get(*i).cloned().unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
         })
         .draw()
         .map_err(draw_err)?;
@@ -157,7 +159,10 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
             c.iter().enumerate().map(move |(pc, v)| {
                 let shade = (255.0 * (1.0 - f64::from(*v).clamp(0.0, 1.0))) as u8;
                 Rectangle::new(
-                    [(t0, pc as f64), ((t0 + cstep).min(duration), pc as f64 + 1.0)],
+                    [
+                        (t0, SegmentValue::Exact(pc)),
+                        ((t0 + cstep).min(duration), SegmentValue::Exact(pc + 1)),
+                    ],
                     RGBColor(shade, shade, 255).filled(),
                 )
             })
