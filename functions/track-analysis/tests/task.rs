@@ -172,17 +172,25 @@ async fn bad_audio_is_dead_lettered_with_a_reason_and_a_dead_url_is_retried() {
 async fn an_s3_test_event_is_a_no_op_and_a_local_runtime_serves_no_s3() {
     let app = app();
     let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-12-01T10:00:00.000Z", "Bucket": "audio", "RequestId": "1", "HostId": "2"});
-    let upload = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-west-1",
-        "eventTime": "2026-12-01T10:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "audio", "arn": "arn:aws:s3:::audio"},
-               "object": {"key": "incoming/QZES82600001.flac", "size": 10, "eTag": "e"}}}]});
+    let upload: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../../events/track-analysis/aws/sqs-s3-upload.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let upload: Value = serde_json::from_str(upload["Records"][0]["body"].as_str().unwrap()).unwrap();
     let report = app.function.invoke(sqs(&[test_event, upload])).await.unwrap();
     match &report.messages[0].1 {
         Outcome::Completed { output, .. } => assert_eq!(output["testEvent"], true),
         other => panic!("{other:?}"),
     }
     match &report.messages[1].1 {
-        Outcome::DeadLettered { reason } => assert!(reason.contains("s3://audio/incoming/QZES82600001.flac"), "{reason}"),
+        Outcome::DeadLettered { reason } => assert!(
+            reason.contains("s3://music-tasks-dev-audio/incoming/QZES82600001.flac"),
+            "{reason}"
+        ),
         other => panic!("{other:?}"),
     }
 }
