@@ -15,8 +15,8 @@ use backbone::config::HarnessConfig;
 use backbone::local::{DrainSummary, Invoke, LocalRuntime};
 use backbone::ports::{AuditStore, DeadLetter};
 use data_sync::DataSync;
-use track_analysis::TrackAnalysis;
 use serde::Serialize;
+use track_analysis::TrackAnalysis;
 
 use crate::spotify::LocalSpotify;
 

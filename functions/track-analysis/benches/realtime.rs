@@ -79,7 +79,11 @@ fn write_wav(path: &std::path::Path, seconds: f64) -> std::io::Result<()> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let runs = if args.iter().any(|a| a == "--quick") { 1 } else { 5 };
+    let runs = if args.iter().any(|a| a == "--quick") {
+        1
+    } else {
+        5
+    };
     let long = !args.iter().any(|a| a == "--no-long");
     let seconds = 180.0;
     let dir = tempfile::tempdir()?;
@@ -112,9 +116,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "  tempo {:?} BPM, key {:?}, {:?} LUFS",
-        features.tempo.as_ref().map(|t| (t.bpm * 10.0).round() / 10.0),
+        features
+            .tempo
+            .as_ref()
+            .map(|t| (t.bpm * 10.0).round() / 10.0),
         features.key.as_ref().map(|k| k.camelot.clone()),
-        features.loudness.integrated_lufs.map(|l| (l * 10.0).round() / 10.0)
+        features
+            .loudness
+            .integrated_lufs
+            .map(|l| (l * 10.0).round() / 10.0)
     );
     println!(
         "  peak memory (VmHWM): {:.1} MiB before, {:.1} MiB after the analyses",

@@ -285,8 +285,7 @@ pub fn analyze_source(
         };
         if analyzer.frames_in() + decoded.frames() as u64 > max_frames {
             return Err(DecodeError::TooLong {
-                seconds: (analyzer.frames_in() + decoded.frames() as u64) as f64
-                    / f64::from(rate),
+                seconds: (analyzer.frames_in() + decoded.frames() as u64) as f64 / f64::from(rate),
                 max: limits.max_seconds,
             });
         }
@@ -304,7 +303,9 @@ pub fn analyze_source(
         return Err(DecodeError::NoSamples);
     }
     if skipped > 0 {
-        analyzer.warn(format!("{skipped} packets failed to decode and were skipped"));
+        analyzer.warn(format!(
+            "{skipped} packets failed to decode and were skipped"
+        ));
     }
     Ok(analyzer.finish(&container, &codec)?)
 }

@@ -327,7 +327,14 @@ impl TrackAnalysis {
             && stored.sha256 == sha256
         {
             info!(track = %track_key, "this content is already analysed under this schema");
-            return Ok(outcome(&track_key, audio, sha256, "unchanged", key, &stored.features));
+            return Ok(outcome(
+                &track_key,
+                audio,
+                sha256,
+                "unchanged",
+                key,
+                &stored.features,
+            ));
         }
         let limits = self.limits;
         let started = std::time::Instant::now();

@@ -25,7 +25,12 @@ fn draw_err<E: std::fmt::Display>(err: E) -> PlotError {
 }
 
 /// Draws the report of `features` and `timeline` to the PNG file `path` (1200 x 900).
-pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline) -> Result<(), PlotError> {
+pub fn render(
+    path: &Path,
+    title: &str,
+    features: &Features,
+    timeline: &Timeline,
+) -> Result<(), PlotError> {
     REGISTER.call_once(|| {
         // The font is a valid TrueType file compiled into the binary; a failure here would
         // surface as a drawing error below.
@@ -35,12 +40,15 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     root.fill(&WHITE).map_err(draw_err)?;
     let (header, body) = root.split_vertically(60);
     let duration = features.duration_seconds.max(1e-3);
-    let tempo = features
-        .tempo
-        .as_ref()
-        .map_or("no tempo".to_owned(), |t| format!("{:.1} BPM ({:.2})", t.bpm, t.confidence));
+    let tempo = features.tempo.as_ref().map_or("no tempo".to_owned(), |t| {
+        format!("{:.1} BPM ({:.2})", t.bpm, t.confidence)
+    });
     let key = features.key.as_ref().map_or("no key".to_owned(), |k| {
-        format!("{} {:?} {} ({:.2})", k.tonic, k.mode, k.camelot, k.confidence).to_lowercase()
+        format!(
+            "{} {:?} {} ({:.2})",
+            k.tonic, k.mode, k.camelot, k.confidence
+        )
+        .to_lowercase()
     });
     let lufs = features
         .loudness
@@ -83,14 +91,21 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     chart
         .draw_series(timeline.waveform.iter().enumerate().map(|(i, (lo, hi))| {
             let t = (i as f64 + 0.5) * step;
-            PathElement::new(vec![(t, f64::from(*lo)), (t, f64::from(*hi))], BLUE.mix(0.6))
+            PathElement::new(
+                vec![(t, f64::from(*lo)), (t, f64::from(*hi))],
+                BLUE.mix(0.6),
+            )
         }))
         .map_err(draw_err)?;
     if let Some(tempo) = &features.tempo {
         chart
-            .draw_series(tempo.beats.times.iter().map(|t| {
-                PathElement::new(vec![(*t, 0.85), (*t, 1.0)], RED.stroke_width(1))
-            }))
+            .draw_series(
+                tempo
+                    .beats
+                    .times
+                    .iter()
+                    .map(|t| PathElement::new(vec![(*t, 0.85), (*t, 1.0)], RED.stroke_width(1))),
+            )
             .map_err(draw_err)?;
     }
 
@@ -105,7 +120,11 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..duration, lo..hi)
         .map_err(draw_err)?;
-    chart.configure_mesh().x_desc("s").draw().map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("s")
+        .draw()
+        .map_err(draw_err)?;
     let lstep = timeline.loudness_step_seconds;
     let mut segment: Vec<(f64, f64)> = Vec::new();
     let mut segments: Vec<Vec<(f64, f64)>> = Vec::new();
@@ -126,7 +145,10 @@ pub fn render(path: &Path, title: &str, features: &Features, timeline: &Timeline
     }
     if let Some(i) = features.loudness.integrated_lufs {
         chart
-            .draw_series(LineSeries::new(vec![(0.0, i), (duration, i)], BLACK.mix(0.5)))
+            .draw_series(LineSeries::new(
+                vec![(0.0, i), (duration, i)],
+                BLACK.mix(0.5),
+            ))
             .map_err(draw_err)?;
     }
 

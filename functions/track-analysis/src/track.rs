@@ -147,7 +147,10 @@ mod tests {
 
     #[test]
     fn isrcs_are_normalised_and_checked() {
-        assert_eq!(Isrc::new("us-rc1-76-07839").unwrap().as_str(), "USRC17607839");
+        assert_eq!(
+            Isrc::new("us-rc1-76-07839").unwrap().as_str(),
+            "USRC17607839"
+        );
         assert!(Isrc::new("USRC1760783").is_err());
         assert!(Isrc::new("12RC17607839").is_err());
         assert!(Isrc::new("USRC17607A39").is_err());

@@ -26,7 +26,11 @@ fn a_click_track_gives_its_tempo_key_and_level() {
     let interval = tempo.beats.mean_interval_seconds.unwrap();
     assert!((interval - 0.5).abs() < 0.02, "{interval}");
     let key = features.key.as_ref().expect("a key");
-    assert_eq!((key.tonic.as_str(), key.mode), ("C", Mode::Major), "{key:?}");
+    assert_eq!(
+        (key.tonic.as_str(), key.mode),
+        ("C", Mode::Major),
+        "{key:?}"
+    );
     let lufs = features.loudness.integrated_lufs.unwrap();
     assert!((-30.0..-5.0).contains(&lufs), "{lufs}");
     let peak = features.loudness.true_peak_dbtp.unwrap();
@@ -91,7 +95,10 @@ fn eight_khz_mono_is_resampled_and_analysed() {
     // 12 s at 22050 Hz, hop 512: 1 + 264600 / 512 frames.
     assert_eq!(features.analysis.frames, 1 + 264_600 / 512);
     let bpm = features.tempo.unwrap().bpm;
-    assert!((bpm - 100.0).abs() / 100.0 < 0.04 || (bpm - 200.0).abs() / 200.0 < 0.04, "{bpm}");
+    assert!(
+        (bpm - 100.0).abs() / 100.0 < 0.04 || (bpm - 200.0).abs() / 200.0 < 0.04,
+        "{bpm}"
+    );
     assert!(features.loudness.integrated_lufs.is_some());
 }
 
@@ -107,7 +114,9 @@ fn a_192_khz_six_channel_file_is_analysed() {
     assert!((features.duration_seconds - 2.0).abs() < 0.01);
     assert!(features.loudness.integrated_lufs.is_some());
     let chroma = &features.chroma.mean;
-    let best = (0..12).max_by(|a, b| chroma[*a].total_cmp(&chroma[*b])).unwrap();
+    let best = (0..12)
+        .max_by(|a, b| chroma[*a].total_cmp(&chroma[*b]))
+        .unwrap();
     assert_eq!(best, 9, "A440 is pitch class A: {chroma:?}");
 }
 
@@ -124,10 +133,17 @@ fn an_empty_file_is_refused_as_empty() {
 fn text_named_mp3_is_refused_as_unsupported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("song.mp3");
-    std::fs::write(&path, "this is not audio, just a text file named .mp3\n".repeat(200)).unwrap();
+    std::fs::write(
+        &path,
+        "this is not audio, just a text file named .mp3\n".repeat(200),
+    )
+    .unwrap();
     let err = decode::analyze_path(&path, &limits()).unwrap_err();
     assert!(
-        matches!(err, DecodeError::Unsupported { .. } | DecodeError::Corrupt(_) | DecodeError::NoSamples),
+        matches!(
+            err,
+            DecodeError::Unsupported { .. } | DecodeError::Corrupt(_) | DecodeError::NoSamples
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("audio"), "{err}");
@@ -142,7 +158,11 @@ fn a_truncated_file_analyses_what_is_there_or_fails_clearly() {
     let cut = dir.path().join("cut.wav");
     std::fs::write(&cut, &bytes[..bytes.len() / 2 + 1]).unwrap();
     let (features, _) = decode::analyze_path(&cut, &limits()).unwrap();
-    assert!((features.duration_seconds - 3.0).abs() < 0.1, "{}", features.duration_seconds);
+    assert!(
+        (features.duration_seconds - 3.0).abs() < 0.1,
+        "{}",
+        features.duration_seconds
+    );
     // Cut inside the header: nothing to decode.
     let stub = dir.path().join("stub.wav");
     std::fs::write(&stub, &bytes[..20]).unwrap();
@@ -160,7 +180,10 @@ fn a_file_over_the_byte_limit_is_refused_before_decoding() {
         ..limits()
     };
     let err = decode::analyze_path(&path, &small).unwrap_err();
-    assert!(matches!(err, DecodeError::TooLarge { max: 1000, .. }), "{err}");
+    assert!(
+        matches!(err, DecodeError::TooLarge { max: 1000, .. }),
+        "{err}"
+    );
 }
 
 /// Three hours of 44.1 kHz stereo, generated as it is read: never on disk, never in memory.

@@ -63,7 +63,12 @@ fn schema(name: &str) -> jsonschema::Validator {
 
 fn click_file(dir: &std::path::Path) -> String {
     let path = dir.join("click.wav");
-    common::write_wav(&path, 22_050, 1, &common::click_track(22_050, 120.0, 10.0, 0.5));
+    common::write_wav(
+        &path,
+        22_050,
+        1,
+        &common::click_track(22_050, 120.0, 10.0, 0.5),
+    );
     path.display().to_string()
 }
 
@@ -113,17 +118,24 @@ async fn an_analysis_is_stored_announced_and_audited_once_per_content() {
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{errors:?}: {}", event.detail);
-    assert_eq!(event.detail["sha256"].as_str(), Some(stored.sha256.as_str()));
+    assert_eq!(
+        event.detail["sha256"].as_str(),
+        Some(stored.sha256.as_str())
+    );
 
     // The same content again (a different message: new metadata): unchanged, no new event.
-    let again = json!({"track": {"isrc": "QZES82600001", "title": "Click (remaster tag)"}, "audio": audio});
+    let again =
+        json!({"track": {"isrc": "QZES82600001", "title": "Click (remaster tag)"}, "audio": audio});
     let report = app.function.invoke(sqs(&[again])).await.unwrap();
     let Outcome::Completed { output, replayed } = &report.messages[0].1 else {
         panic!("{:?}", report.messages)
     };
     assert!(!replayed);
     assert_eq!(output["tracks"][0]["status"], "unchanged");
-    assert_eq!(LocalBus::new(app.db.clone()).events().await.unwrap().len(), 1);
+    assert_eq!(
+        LocalBus::new(app.db.clone()).events().await.unwrap().len(),
+        1
+    );
 
     // Forced: analysed and announced again.
     let forced = json!({"track": {"isrc": "QZES82600001"}, "audio": audio, "force": true});
@@ -132,7 +144,10 @@ async fn an_analysis_is_stored_announced_and_audited_once_per_content() {
         panic!("{:?}", report.messages)
     };
     assert_eq!(output["tracks"][0]["status"], "analyzed");
-    assert_eq!(LocalBus::new(app.db.clone()).events().await.unwrap().len(), 2);
+    assert_eq!(
+        LocalBus::new(app.db.clone()).events().await.unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -165,7 +180,13 @@ async fn bad_audio_is_dead_lettered_with_a_reason_and_a_dead_url_is_retried() {
         Outcome::Rejected { reason } => assert!(reason.contains("spotifyId or isrc"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert!(LocalBus::new(app.db.clone()).events().await.unwrap().is_empty());
+    assert!(
+        LocalBus::new(app.db.clone())
+            .events()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -180,8 +201,13 @@ async fn an_s3_test_event_is_a_no_op_and_a_local_runtime_serves_no_s3() {
         .unwrap(),
     )
     .unwrap();
-    let upload: Value = serde_json::from_str(upload["Records"][0]["body"].as_str().unwrap()).unwrap();
-    let report = app.function.invoke(sqs(&[test_event, upload])).await.unwrap();
+    let upload: Value =
+        serde_json::from_str(upload["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let report = app
+        .function
+        .invoke(sqs(&[test_event, upload]))
+        .await
+        .unwrap();
     match &report.messages[0].1 {
         Outcome::Completed { output, .. } => assert_eq!(output["testEvent"], true),
         other => panic!("{other:?}"),

@@ -116,9 +116,7 @@ impl FrameProc {
         let bins = N_FFT / 2 + 1;
         Self {
             window: (0..N_FFT)
-                .map(|i| {
-                    0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos()
-                })
+                .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos())
                 .collect(),
             input: fft.make_input_vec(),
             spectrum: fft.make_output_vec(),

@@ -148,7 +148,11 @@ mod tests {
     fn a_long_input_stays_within_capacity_and_keeps_extremes() {
         let mut series = Decimated::new(64);
         for i in 0..100_000 {
-            let v = if i == 77_777 { 5.0 } else { (i % 7) as f32 * 0.1 };
+            let v = if i == 77_777 {
+                5.0
+            } else {
+                (i % 7) as f32 * 0.1
+            };
             series.push(MinMax { min: -v, max: v });
         }
         let points = series.points();
@@ -156,7 +160,7 @@ mod tests {
         assert!(points.len() >= 32);
         let peak = points.iter().map(|p| p.max).fold(f32::MIN, f32::max);
         assert_eq!(peak, 5.0);
-        assert_eq!(series.span() * (points.len() - 1) <= 100_000, true);
+        assert!(series.span() * (points.len() - 1) <= 100_000);
     }
 
     #[test]
