@@ -17,6 +17,7 @@ use backbone::local::{DrainSummary, Invoke, LocalRuntime};
 use backbone::ports::{AuditStore, DeadLetter};
 use data_sync::DataSync;
 use serde::Serialize;
+use track_analysis::TrackAnalysis;
 
 use crate::spotify::LocalSpotify;
 
@@ -46,12 +47,30 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
         Box::new(runtime.harness(
             DataSync {
                 spotify: local.spotify.client.clone(),
-                store,
-                events,
+                store: store.clone(),
+                events: events.clone(),
             },
             HarnessConfig::for_task("data-sync"),
         )),
+        Box::new(runtime.harness(
+            TrackAnalysis {
+                objects: Arc::new(local_objects()),
+                store,
+                events,
+                limits: track_analysis::decode::Limits::default(),
+            },
+            HarnessConfig::for_task("track-analysis"),
+        )),
     ]
+}
+
+/// The local object source: paths, and https when its client can be built (paths alone
+/// otherwise, with a warning).
+pub fn local_objects() -> backbone::objects::ObjectRouter {
+    backbone::local::local_objects().unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "https fetching is unavailable: serving file paths only");
+        backbone::objects::ObjectRouter::new().with_paths(Arc::new(backbone::local::FileObjects))
+    })
 }
 
 /// Why a local run could not go on.

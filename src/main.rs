@@ -110,6 +110,21 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_seconds: u64,
     },
+    /// Analyse an audio file (MP3, AAC/M4A, FLAC, WAV, Ogg Vorbis): tempo, key, loudness,
+    /// spectral features. Prints a summary, or the feature JSON with `--json`.
+    Analyze {
+        /// The audio: a file path or an https URL.
+        audio: String,
+        /// Print the features as JSON (the schema `track-analysis` stores).
+        #[arg(long)]
+        json: bool,
+        /// With `--json`, add the time series (waveform, loudness, chroma) under `timeline`.
+        #[arg(long)]
+        timeline: bool,
+        /// Also draw the report (waveform and beats, loudness, chroma) to this PNG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +277,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Analyze {
+        audio,
+        json,
+        timeline,
+        plot,
+    } = &cli.command
+    {
+        analyze(audio, *json, *timeline, plot.as_deref()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {
         Command::Local { days: Some(_), .. } => manual.clone(),
@@ -271,7 +296,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = &local.runtime;
     let functions = music_tasks::functions(&local);
     match cli.command {
-        Command::Sandbox { .. } | Command::Auth { .. } => Ok(ExitCode::SUCCESS),
+        Command::Sandbox { .. } | Command::Auth { .. } | Command::Analyze { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Local {
             events,
             max_wait_seconds,
@@ -498,6 +525,50 @@ async fn store_in_aws(_secret_id: &str, _credentials: &backbone::SecretString) -
     bail!(
         "storing in Secrets Manager needs the AWS SDK: run `cargo run --features aws -- auth ...`"
     )
+}
+
+/// `tasks analyze`: the track-analysis core on one file, without the local database.
+async fn analyze(
+    audio: &str,
+    json: bool,
+    with_timeline: bool,
+    plot: Option<&std::path::Path>,
+) -> Result<()> {
+    use backbone::ports::{ObjectLocation, ObjectSource};
+    let location: ObjectLocation = audio
+        .parse()
+        .map_err(|err| anyhow::anyhow!("{audio}: {err}"))?;
+    let limits = track_analysis::limits_from_env(&ProcessEnv)?;
+    let fetched = music_tasks::local_objects()
+        .fetch(&location, limits.max_bytes)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "{location}: {}",
+                backbone::error::chain(&err as &(dyn std::error::Error + 'static))
+            )
+        })?;
+    let path = fetched.path().to_owned();
+    let (features, timeline) =
+        tokio::task::spawn_blocking(move || track_analysis::decode::analyze_path(&path, &limits))
+            .await?
+            .with_context(|| location.to_string())?;
+    if let Some(png) = plot {
+        let title = location.file_name().unwrap_or(audio).to_owned();
+        track_analysis::plot::render(png, &title, &features, &timeline)
+            .with_context(|| format!("writing {}", png.display()))?;
+    }
+    if json {
+        if with_timeline {
+            print_json(&serde_json::json!({"features": features, "timeline": timeline}))
+        } else {
+            print_json(&features)
+        }
+    } else {
+        let text = track_analysis::summary(&features);
+        std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+        Ok(())
+    }
 }
 
 #[tokio::main]
