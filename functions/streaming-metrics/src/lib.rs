@@ -1,0 +1,5 @@
+//! streaming-metrics (being written).
+pub mod detector;
+pub mod model;
+pub mod nab;
+pub mod report;
