@@ -450,7 +450,7 @@ mod tests {
             state.observe(&config, day as i64 * DAY, weekly(day));
         }
         let first = state.observe(&config, 60 * DAY, 10_000.0);
-        let second = state.observe(&config, 61 * DAY, 20_000.0);
+        let second = state.observe(&config, 61 * DAY, 200_000.0);
         assert!(first.score >= config.threshold);
         assert!(second.score < config.threshold);
         assert!(second.raw_score >= config.threshold);

@@ -3,3 +3,4 @@ pub mod detector;
 pub mod model;
 pub mod nab;
 pub mod report;
+pub mod rollups;
