@@ -4,3 +4,5 @@ pub mod model;
 pub mod nab;
 pub mod report;
 pub mod rollups;
+pub mod signals;
+pub mod anomaly;
