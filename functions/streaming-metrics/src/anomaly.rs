@@ -127,10 +127,13 @@ pub struct MetricAnomaly {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
-    /// Publish it.
+    /// Publish it, then store its cooldown with [`mark_published`].
     Publish {
         /// The anomaly.
         anomaly: Box<MetricAnomaly>,
+        /// Where its cooldown is kept.
+        #[serde(skip)]
+        cooldown: ItemKey,
     },
     /// A known cause explains it: no alert.
     Explained {
@@ -510,18 +513,15 @@ async fn rules(
         let mut base: BTreeMap<String, f64> = BTreeMap::new();
         let mut days_with = 0usize;
         let from = date - Duration::days(config.baseline_days);
-        let mut d = from;
-        while d < date {
-            if let Some(doc) = rollups::track_day(store, subject, &s.source, Metric::Streams, d).await? {
-                let total: i64 = doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL).map(|(_, f)| f.value).sum();
-                if total > 0 {
-                    days_with += 1;
-                    for (t, f) in doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL) {
-                        *base.entry(t.clone()).or_default() += f.value as f64 / total as f64;
-                    }
+        let history = rollups::track_day_docs(store, subject, &s.source, Metric::Streams, from, date - Duration::days(1)).await?;
+        for (_, doc) in &history {
+            let total: i64 = doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL).map(|(_, f)| f.value).sum();
+            if total > 0 {
+                days_with += 1;
+                for (t, f) in doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL) {
+                    *base.entry(t.clone()).or_default() += f.value as f64 / total as f64;
                 }
             }
-            d += Duration::days(1);
         }
         if days_with >= 7 {
             let baseline: Vec<(String, f64)> = base.into_iter().collect();
@@ -566,7 +566,7 @@ async fn judge(
         });
     }
     let key = ItemKey::new(s.pk.clone(), format!("alert#{}#{}#{}", anomaly.kind.as_str(), s.source, s.metric));
-    let mut last: LastAlert = get_doc(store, &key).await?;
+    let last: LastAlert = get_doc(store, &key).await?;
     if let Some(prev) = last.date
         && (anomaly.date - prev).num_days().abs() < config.cooldown_days
     {
@@ -575,9 +575,16 @@ async fn judge(
             last_alert: prev,
         });
     }
-    last.date = Some(last.date.map_or(anomaly.date, |p| p.max(anomaly.date)));
-    put_doc(store, &key, &last).await?;
     Ok(Verdict::Publish {
         anomaly: Box::new(anomaly),
+        cooldown: key,
     })
+}
+
+/// Starts the cooldown of a published anomaly (after the bus accepted it, so a failed
+/// publish is retried rather than silenced).
+pub async fn mark_published(store: &dyn Store, cooldown: &ItemKey, date: NaiveDate) -> Result<(), PortError> {
+    let mut last: LastAlert = get_doc(store, cooldown).await?;
+    last.date = Some(last.date.map_or(date, |p| p.max(date)));
+    put_doc(store, cooldown, &last).await
 }

@@ -522,6 +522,29 @@ pub async fn track_day(
     }
 }
 
+/// A subject's stored day documents from `from` to `to` (one query), for the rules that
+/// compare a day with its history.
+pub async fn track_day_docs(
+    store: &dyn Store,
+    subject: &Subject,
+    source: &Source,
+    metric: Metric,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, TrackDay)>, PortError> {
+    let prefix = format!("day#{source}#{metric}#");
+    let query = Query::partition(subject_pk(subject)).between(format!("{prefix}{from}"), format!("{prefix}{to}"));
+    let items = backbone::ports::store::query_all(store, query.limit(1000), 10_000).await?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(date) = item.key.sk.rsplit('#').next().and_then(|d| d.parse().ok()) else {
+            continue;
+        };
+        out.push((date, serde_json::from_value(item.data).map_err(|e| corrupt("rollup.read", e))?));
+    }
+    Ok(out)
+}
+
 /// A summary of an artist for a day, for other functions' reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtistSummary {
