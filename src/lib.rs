@@ -4,6 +4,7 @@
 pub mod days;
 pub mod report;
 pub mod spotify;
+pub mod streaming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +50,17 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
                 events,
             },
             HarnessConfig::for_task("data-sync"),
+        )),
+        Box::new(runtime.harness(
+            streaming_metrics::StreamingMetrics::new(
+                Arc::new(runtime.db.clone()),
+                Arc::new(runtime.bus()),
+                Arc::new(
+                    backbone::objects::ObjectRouter::new()
+                        .with_paths(Arc::new(backbone::local::FileObjects)),
+                ),
+            ),
+            HarnessConfig::for_task("streaming-metrics"),
         )),
     ]
 }

@@ -274,6 +274,29 @@ pub fn score_series(rows: &[Row], config: &DetectorConfig) -> Vec<f64> {
         .collect()
 }
 
+/// Reads a `timestamp,value` CSV and writes `timestamp,value,anomaly_score` for every row,
+/// scored causally by the detector with `config` (the CLI's `streaming-metrics nab-score`).
+pub fn score_csv(
+    input: &Path,
+    output: &mut dyn std::io::Write,
+    config: &DetectorConfig,
+) -> Result<usize, NabError> {
+    let rows = read_series(input)?;
+    let scores = score_series(&rows, config);
+    let io = |source: std::io::Error| NabError::Io {
+        path: input.to_owned(),
+        source,
+    };
+    writeln!(output, "timestamp,value,anomaly_score").map_err(io)?;
+    for (row, score) in rows.iter().zip(&scores) {
+        let ts = chrono::DateTime::<chrono::Utc>::from_timestamp(row.ts, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        writeln!(output, "{ts},{},{score:.6}", row.value).map_err(io)?;
+    }
+    Ok(rows.len())
+}
+
 /// One file's result in a corpus run.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileResult {
@@ -442,6 +465,31 @@ mod tests {
         let s = score_file(&d, &[], STD);
         assert_eq!(s.score, 0.0);
         assert_eq!(s.fp, 0);
+    }
+
+    #[test]
+    fn score_csv_writes_one_bounded_score_per_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let input = dir.path().join("in.csv");
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..300 {
+            let v = if i == 250 { 500.0 } else { 10.0 + (i % 7) as f64 };
+            text.push_str(&format!("2014-04-01 {:02}:{:02}:00,{v}\n", i / 60, i % 60));
+        }
+        std::fs::write(&input, text).expect("write");
+        let mut out = Vec::new();
+        let n = score_csv(&input, &mut out, &DetectorConfig::default()).expect("scores");
+        assert_eq!(n, 300);
+        let out = String::from_utf8(out).expect("utf8");
+        let scores: Vec<f64> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().and_then(|s| s.parse().ok()).expect("score"))
+            .collect();
+        assert_eq!(scores.len(), 300);
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        assert!(scores[250] >= DetectorConfig::default().threshold);
+        assert!(out.starts_with("timestamp,value,anomaly_score\n2014-04-01 00:00:00,10,"));
     }
 
     #[test]
