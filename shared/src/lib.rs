@@ -3,6 +3,7 @@
 //! - [`validate`]: validated input types (Spotify ids, URIs and URLs, user ids, dates, bounded lists);
 //! - [`error`]: the error taxonomy the harness routes by (invalid, transient, rate-limited, permanent);
 //! - [`config`]: fail-fast configuration from environment variables;
+//! - [`objects`]: fetching files (audio, reports) from S3, https or a path, routed by scheme;
 //! - [`ports`]: the capabilities tasks are written against, and [`local`] their embedded adapters;
 //! - [`idempotency`] and [`audit`]: the semantics, written once above the storage ports;
 //! - [`secrets_cache`]: the TTL cache over any secret store, and the typed Spotify credentials;
@@ -23,6 +24,7 @@ pub mod hash;
 pub mod idempotency;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod objects;
 pub mod ports;
 pub mod secrets_cache;
 pub mod spotify;

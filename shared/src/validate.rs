@@ -10,6 +10,10 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod s3_notification;
+
+pub use s3_notification::{S3Notification, S3Object};
+
 /// An input that failed validation: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

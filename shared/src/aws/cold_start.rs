@@ -71,6 +71,20 @@ impl ColdStart {
         ))
     }
 
+    /// The object source of a deployed function: `s3://` with the function's role and, when
+    /// built with feature `http`, `https://` URLs. File paths are never served: a message
+    /// cannot make a function read its own file system.
+    pub fn objects(&self) -> Result<crate::objects::ObjectRouter, crate::error::PortError> {
+        let router =
+            crate::objects::ObjectRouter::new().with_s3(Arc::new(self.adapters.objects.clone()));
+        #[cfg(feature = "http")]
+        let router = router.with_https(Arc::new(crate::objects::HttpObjects::new(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(300),
+        )?));
+        Ok(router)
+    }
+
     /// Puts `task` under the harness on the AWS adapters.
     pub fn harness<T: Task>(&self, task: T) -> Harness<T> {
         let ports = HarnessPorts {

@@ -4,6 +4,7 @@
 //!   and [`AuditStore`](crate::ports::AuditStore), one table each;
 //! - [`sqs`]: [`Queues`](crate::ports::Queues) (fan-out, dead letters, visibility delays);
 //! - [`eventbridge`]: [`EventPublisher`](crate::ports::EventPublisher) on a custom bus;
+//! - [`s3`]: [`ObjectSource`](crate::ports::ObjectSource) for `s3://` locations;
 //! - [`secrets`]: [`Secrets`](crate::ports::Secrets) on Secrets Manager (wrap it in
 //!   [`CachedSecrets`](crate::secrets_cache::CachedSecrets)).
 //!
@@ -22,6 +23,7 @@ pub mod eventbridge;
 pub mod poller;
 #[cfg(feature = "local")]
 pub mod provision;
+pub mod s3;
 pub mod secrets;
 pub mod sqs;
 
@@ -37,6 +39,7 @@ use crate::telemetry::Metrics;
 pub use cold_start::ColdStart;
 pub use dynamodb::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
 pub use eventbridge::EventBridgePublisher;
+pub use s3::{S3Objects, s3_client, s3_config};
 pub use secrets::SecretsManagerSecrets;
 pub use sqs::SqsQueues;
 
@@ -100,6 +103,8 @@ pub struct AwsAdapters {
     pub events: EventBridgePublisher,
     /// Secrets Manager (uncached: wrap in [`CachedSecrets`](crate::secrets_cache::CachedSecrets)).
     pub secrets: SecretsManagerSecrets,
+    /// S3 objects (audio, reports), read with the function's role.
+    pub objects: S3Objects,
 }
 
 impl AwsAdapters {
@@ -147,6 +152,13 @@ impl AwsAdapters {
                 config.event_bus_name.clone(),
             ),
             secrets: SecretsManagerSecrets::new(client!(aws_sdk_secretsmanager)),
+            objects: S3Objects::new({
+                let mut builder = s3_config(sdk);
+                if let Some(counter) = &counter {
+                    builder = builder.interceptor(counter.clone());
+                }
+                aws_sdk_s3::Client::from_conf(builder.build())
+            }),
         }
     }
 }

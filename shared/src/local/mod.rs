@@ -7,12 +7,14 @@
 
 mod db;
 pub mod faults;
+mod objects;
 mod queue;
 mod runtime;
 mod secrets;
 mod store;
 
 pub use db::LocalDb;
+pub use objects::{FileObjects, local_objects};
 pub use queue::{LocalBus, LocalMessage, LocalQueues, StoredEvent};
 pub use runtime::{
     DrainSummary, Invoke, LOCAL_TIMEOUT, LocalFunction, LocalRuntime, MAX_RECEIVE_COUNT, VISIBILITY,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod events;
 pub mod idempotency;
+pub mod objects;
 pub mod queue;
 pub mod secrets;
 pub mod store;
@@ -14,6 +15,7 @@ pub mod store;
 pub use audit::{AppendOutcome, AuditRecord, AuditStore};
 pub use events::{BusEvent, EventPublisher};
 pub use idempotency::{IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutInProgressError};
+pub use objects::{FetchedObject, ObjectLocation, ObjectSource, Spool};
 pub use queue::{DeadLetter, OutgoingMessage, Queues};
 pub use secrets::Secrets;
 pub use store::{Item, ItemKey, Page, PutCondition, Query, SkRange, Store};

@@ -19,6 +19,7 @@ mod differential;
 mod events;
 mod faults;
 mod idempotency;
+mod objects;
 mod queues;
 mod secrets;
 mod store;
