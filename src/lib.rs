@@ -51,17 +51,19 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
             },
             HarnessConfig::for_task("data-sync"),
         )),
-        Box::new(runtime.harness(
-            streaming_metrics::StreamingMetrics::new(
-                Arc::new(runtime.db.clone()),
-                Arc::new(runtime.bus()),
-                Arc::new(
-                    backbone::objects::ObjectRouter::new()
-                        .with_paths(Arc::new(backbone::local::FileObjects)),
+        Box::new(
+            runtime.harness(
+                streaming_metrics::StreamingMetrics::new(
+                    Arc::new(runtime.db.clone()),
+                    Arc::new(runtime.bus()),
+                    Arc::new(
+                        backbone::objects::ObjectRouter::new()
+                            .with_paths(Arc::new(backbone::local::FileObjects)),
+                    ),
                 ),
+                HarnessConfig::for_task("streaming-metrics"),
             ),
-            HarnessConfig::for_task("streaming-metrics"),
-        )),
+        ),
     ]
 }
 

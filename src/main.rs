@@ -230,7 +230,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let local = local(&cli.db, Arc::new(SystemClock)).await?;
         let functions = music_tasks::functions(&local);
         let ok = music_tasks::streaming::run_local(command, &local.runtime.db, &functions).await?;
-        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {

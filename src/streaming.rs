@@ -107,23 +107,27 @@ pub async fn run_standalone(command: StreamingCommand) -> Result<()> {
     match command {
         StreamingCommand::NabScore { input, output } => {
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(&output).with_context(|| format!("creating {}", output.display()))?,
+                std::fs::File::create(&output)
+                    .with_context(|| format!("creating {}", output.display()))?,
             );
-            let n = streaming_metrics::nab::score_csv(&input, &mut file, &DetectorConfig::default())?;
+            let n =
+                streaming_metrics::nab::score_csv(&input, &mut file, &DetectorConfig::default())?;
             std::io::Write::flush(&mut file)?;
             out(&format!("{n} rows scored into {}\n", output.display()))
         }
         StreamingCommand::NabBenchmark { data, json } => {
             let config = DetectorConfig::default();
-            let result =
-                streaming_metrics::nab::run_corpus(&data, &config, streaming_metrics::nab::Profile::STANDARD)?;
+            let result = streaming_metrics::nab::run_corpus(
+                &data,
+                &config,
+                streaming_metrics::nab::Profile::STANDARD,
+            )?;
             if json {
                 out(&format!("{}\n", serde_json::to_string_pretty(&result)?))
             } else {
-                let (tp, fn_, fp) = result
-                    .files
-                    .iter()
-                    .fold((0, 0, 0), |a, f| (a.0 + f.score.tp, a.1 + f.score.fn_, a.2 + f.score.fp));
+                let (tp, fn_, fp) = result.files.iter().fold((0, 0, 0), |a, f| {
+                    (a.0 + f.score.tp, a.1 + f.score.fn_, a.2 + f.score.fp)
+                });
                 out(&format!(
                     "NAB standard profile, {} files, threshold {}: normalised score {:.1} \
                      (raw {:.2}; windows detected {tp}, missed {fn_}; false positives {fp})\n",
@@ -137,7 +141,8 @@ pub async fn run_standalone(command: StreamingCommand) -> Result<()> {
         StreamingCommand::Synthetic { series, days, seed } => {
             let db = LocalDb::in_memory()?;
             let data = streaming_metrics::synthetic::generate(series, days, seed);
-            let eval = streaming_metrics::synthetic::evaluate(&db, &data, &Settings::daily()).await?;
+            let eval =
+                streaming_metrics::synthetic::evaluate(&db, &data, &Settings::daily()).await?;
             out(&format!("{}\n", serde_json::to_string_pretty(&eval)?))
         }
         _ => bail!("this command needs the local database"),
@@ -151,12 +156,18 @@ pub async fn run_local(
     functions: &[Box<dyn Invoke>],
 ) -> Result<bool> {
     match command {
-        StreamingCommand::Ingest { file, artist, date, as_of } => {
+        StreamingCommand::Ingest {
+            file,
+            artist,
+            date,
+            as_of,
+        } => {
             let function = functions
                 .iter()
                 .find(|f| f.name() == "streaming-metrics")
                 .context("the streaming-metrics function is not registered")?;
-            let path = std::fs::canonicalize(&file).with_context(|| format!("reading {}", file.display()))?;
+            let path = std::fs::canonicalize(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let mut payload = json!({ "report": path.display().to_string() });
             if let Some(a) = artist {
                 payload["artist"] = json!(a);
@@ -171,13 +182,23 @@ pub async fn run_local(
                 .invoke_bytes(serde_json::to_string(&payload)?.as_bytes())
                 .await
                 .map_err(|e| anyhow::anyhow!("streaming-metrics failed: {e}"))?;
-            out(&format!("{}\n", serde_json::to_string_pretty(&report.response)?))?;
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&report.response)?
+            ))?;
             Ok(!matches!(
                 report.response.get("status").and_then(|s| s.as_str()),
                 Some("rejected" | "failed")
             ))
         }
-        StreamingCommand::Rollups { subject, artist, source, metric, from, to } => {
+        StreamingCommand::Rollups {
+            subject,
+            artist,
+            source,
+            metric,
+            from,
+            to,
+        } => {
             let source = Source::parse(&source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
             let metric = Metric::parse(&metric).map_err(|e| anyhow::anyhow!("--metric: {e}"))?;
             let (pk, days) = match (subject, artist) {

@@ -193,7 +193,8 @@ struct SeriesRef {
 }
 
 fn ts_of(date: NaiveDate) -> i64 {
-    date.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp())
+    date.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
 }
 
 fn corrupt(operation: &'static str, err: serde_json::Error) -> PortError {
@@ -212,7 +213,10 @@ async fn get_doc<T: for<'de> Deserialize<'de> + Default>(
 
 async fn put_doc<T: Serialize>(store: &dyn Store, key: &ItemKey, doc: &T) -> Result<(), PortError> {
     let data = serde_json::to_value(doc).map_err(|e| corrupt("anomaly.encode", e))?;
-    store.put(key, &data, PutCondition::Always, None).await.map(|_| ())
+    store
+        .put(key, &data, PutCondition::Always, None)
+        .await
+        .map(|_| ())
 }
 
 /// Stores a known cause (a release, a playlist add) for a subject and, when given, its
@@ -226,7 +230,10 @@ pub async fn record_cause(
     let sk = format!(
         "cause#{}#{}#{}",
         cause.date,
-        serde_json::to_value(cause.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        serde_json::to_value(cause.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
         cause.detail.as_deref().unwrap_or("-")
     );
     let data = serde_json::to_value(cause).map_err(|e| corrupt("cause.encode", e))?;
@@ -235,12 +242,24 @@ pub async fn record_cause(
         pks.push(artist_pk(a));
     }
     for pk in pks {
-        store.put(&ItemKey::new(pk, sk.clone()), &data, PutCondition::Always, None).await?;
+        store
+            .put(
+                &ItemKey::new(pk, sk.clone()),
+                &data,
+                PutCondition::Always,
+                None,
+            )
+            .await?;
     }
     Ok(())
 }
 
-async fn causes(store: &dyn Store, series: &SeriesRef, date: NaiveDate, config: &SignalConfig) -> Result<Vec<Cause>, PortError> {
+async fn causes(
+    store: &dyn Store,
+    series: &SeriesRef,
+    date: NaiveDate,
+    config: &SignalConfig,
+) -> Result<Vec<Cause>, PortError> {
     let from = date - Duration::days(config.explain_days);
     let mut pks = vec![series.pk.clone()];
     if let Some(a) = &series.artist
@@ -259,12 +278,24 @@ async fn causes(store: &dyn Store, series: &SeriesRef, date: NaiveDate, config: 
     }
     // Playlist adds the source counted explain a track's rise too.
     if let Some(subject) = &series.subject {
-        for d in rollups::track_days(store, subject, &series.source, Metric::PlaylistAdds, from, date).await? {
+        for d in rollups::track_days(
+            store,
+            subject,
+            &series.source,
+            Metric::PlaylistAdds,
+            from,
+            date,
+        )
+        .await?
+        {
             if d.value > 0 {
                 out.push(Cause {
                     kind: CauseKind::PlaylistAdd,
                     date: d.date,
-                    detail: Some(format!("{} playlist adds counted by {}", d.value, series.source)),
+                    detail: Some(format!(
+                        "{} playlist adds counted by {}",
+                        d.value, series.source
+                    )),
                 });
             }
         }
@@ -272,10 +303,19 @@ async fn causes(store: &dyn Store, series: &SeriesRef, date: NaiveDate, config: 
     Ok(out)
 }
 
-async fn days(store: &dyn Store, series: &SeriesRef, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayTotal>, PortError> {
+async fn days(
+    store: &dyn Store,
+    series: &SeriesRef,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DayTotal>, PortError> {
     match (&series.subject, &series.artist) {
-        (Some(subject), _) => rollups::track_days(store, subject, &series.source, series.metric, from, to).await,
-        (None, Some(artist)) => rollups::artist_days(store, artist, &series.source, series.metric, from, to).await,
+        (Some(subject), _) => {
+            rollups::track_days(store, subject, &series.source, series.metric, from, to).await
+        }
+        (None, Some(artist)) => {
+            rollups::artist_days(store, artist, &series.source, series.metric, from, to).await
+        }
         (None, None) => Ok(Vec::new()),
     }
 }
@@ -333,11 +373,22 @@ fn label(s: &SeriesRef) -> String {
     }
 }
 
-fn anomaly(s: &SeriesRef, kind: AnomalyKind, date: NaiveDate, summary: String, evidence: Evidence) -> MetricAnomaly {
+fn anomaly(
+    s: &SeriesRef,
+    kind: AnomalyKind,
+    date: NaiveDate,
+    summary: String,
+    evidence: Evidence,
+) -> MetricAnomaly {
     let subject = label(s);
     MetricAnomaly {
         kind,
-        dedupe_key: format!("{}#{subject}#{}#{}#{date}", kind.as_str(), s.source, s.metric),
+        dedupe_key: format!(
+            "{}#{subject}#{}#{}#{date}",
+            kind.as_str(),
+            s.source,
+            s.metric
+        ),
         subject,
         artist: s.artist.as_ref().map(|a| a.to_string()),
         source: s.source.to_string(),
@@ -381,7 +432,9 @@ async fn score_series(
         if !dates.contains(&p.date) || score.score < config.threshold {
             continue;
         }
-        let Some(expected) = score.expected else { continue };
+        let Some(expected) = score.expected else {
+            continue;
+        };
         let rise = (p.value as f64) > expected;
         let evidence = Evidence {
             observed: p.value as f64,
@@ -400,18 +453,36 @@ async fn score_series(
             details: serde_json::json!({ "z": score.z, "period": score.period }),
         };
         if !rise {
-            let summary = format!("{} {} fell to {} on {} (expected about {:.0})", label(s), s.metric, p.value, p.date, expected);
-            out.push((anomaly(s, AnomalyKind::Drop, p.date, summary, evidence), None));
+            let summary = format!(
+                "{} {} fell to {} on {} (expected about {:.0})",
+                label(s),
+                s.metric,
+                p.value,
+                p.date,
+                expected
+            );
+            out.push((
+                anomaly(s, AnomalyKind::Drop, p.date, summary, evidence),
+                None,
+            ));
             continue;
         }
         let known = causes(store, s, p.date, &settings.signals).await?;
         let cause = signals::explaining(&known, p.date, &settings.signals).cloned();
         let mut evidence = evidence;
         evidence.ruled_out = vec![
-            format!("no release in the {} days before", settings.signals.explain_days),
-            format!("no playlist add known in the {} days before", settings.signals.explain_days),
+            format!(
+                "no release in the {} days before",
+                settings.signals.explain_days
+            ),
+            format!(
+                "no playlist add known in the {} days before",
+                settings.signals.explain_days
+            ),
         ];
-        let (kind, summary) = match save_collapse(store, s, p.date, p.value, &settings.signals).await? {
+        let (kind, summary) = match save_collapse(store, s, p.date, p.value, &settings.signals)
+            .await?
+        {
             Some((rate, usual)) => {
                 evidence.details["save_rate"] = serde_json::json!(rate);
                 evidence.details["usual_save_rate"] = serde_json::json!(usual);
@@ -419,7 +490,11 @@ async fn score_series(
                     AnomalyKind::SaveRateCollapse,
                     format!(
                         "{} streams jumped to {} on {} while its save rate fell to {:.4} (usually {:.4})",
-                        label(s), p.value, p.date, rate, usual
+                        label(s),
+                        p.value,
+                        p.date,
+                        rate,
+                        usual
                     ),
                 )
             }
@@ -427,7 +502,11 @@ async fn score_series(
                 AnomalyKind::UnexplainedSpike,
                 format!(
                     "{} {} jumped to {} on {} (expected about {:.0}) with no release or playlist add to explain it",
-                    label(s), s.metric, p.value, p.date, expected
+                    label(s),
+                    s.metric,
+                    p.value,
+                    p.date,
+                    expected
                 ),
             ),
         };
@@ -445,18 +524,28 @@ async fn save_collapse(
     streams: i64,
     config: &SignalConfig,
 ) -> Result<Option<(f64, f64)>, PortError> {
-    let Some(subject) = &s.subject else { return Ok(None) };
+    let Some(subject) = &s.subject else {
+        return Ok(None);
+    };
     let from = date - Duration::days(config.baseline_days);
     let saves = rollups::track_days(store, subject, &s.source, Metric::Saves, from, date).await?;
-    let streams_hist = rollups::track_days(store, subject, &s.source, Metric::Streams, from, date).await?;
-    let Some(today_saves) = saves.iter().find(|d| d.date == date) else { return Ok(None) };
+    let streams_hist =
+        rollups::track_days(store, subject, &s.source, Metric::Streams, from, date).await?;
+    let Some(today_saves) = saves.iter().find(|d| d.date == date) else {
+        return Ok(None);
+    };
     if streams < config.min_streams {
         return Ok(None);
     }
     let rates: Vec<f64> = streams_hist
         .iter()
         .filter(|d| d.date < date && d.value > 0)
-        .filter_map(|d| saves.iter().find(|x| x.date == d.date).map(|x| x.value as f64 / d.value as f64))
+        .filter_map(|d| {
+            saves
+                .iter()
+                .find(|x| x.date == d.date)
+                .map(|x| x.value as f64 / d.value as f64)
+        })
         .collect();
     if rates.len() < 7 {
         return Ok(None);
@@ -473,12 +562,19 @@ async fn rules(
     date: NaiveDate,
     config: &SignalConfig,
 ) -> Result<Vec<(MetricAnomaly, Option<Cause>)>, PortError> {
-    let Some(subject) = &s.subject else { return Ok(Vec::new()) };
+    let Some(subject) = &s.subject else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
-    let Some(today) = rollups::track_day(store, subject, &s.source, Metric::Streams, date).await? else {
+    let Some(today) = rollups::track_day(store, subject, &s.source, Metric::Streams, date).await?
+    else {
         return Ok(out);
     };
-    let window = Window { from: date, to: date, points: 1 };
+    let window = Window {
+        from: date,
+        to: date,
+        points: 1,
+    };
     let listeners = rollups::track_day(store, subject, &s.source, Metric::Listeners, date).await?;
     if let Some(l) = listeners
         && let Some(ratio) = signals::streams_per_listener(today.total, l.total, config)
@@ -500,7 +596,10 @@ async fn rules(
             "{subject} had {ratio:.1} streams per listener on {date} ({} streams, {} listeners): above {}",
             today.total, l.total, config.max_streams_per_listener
         );
-        out.push((anomaly(s, AnomalyKind::ArtificialStreaming, date, summary, evidence), None));
+        out.push((
+            anomaly(s, AnomalyKind::ArtificialStreaming, date, summary, evidence),
+            None,
+        ));
     }
     let shares: Vec<(String, i64)> = today
         .territories
@@ -513,9 +612,22 @@ async fn rules(
         let mut base: BTreeMap<String, f64> = BTreeMap::new();
         let mut days_with = 0usize;
         let from = date - Duration::days(config.baseline_days);
-        let history = rollups::track_day_docs(store, subject, &s.source, Metric::Streams, from, date - Duration::days(1)).await?;
+        let history = rollups::track_day_docs(
+            store,
+            subject,
+            &s.source,
+            Metric::Streams,
+            from,
+            date - Duration::days(1),
+        )
+        .await?;
         for (_, doc) in &history {
-            let total: i64 = doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL).map(|(_, f)| f.value).sum();
+            let total: i64 = doc
+                .territories
+                .iter()
+                .filter(|(t, _)| t.as_str() != GLOBAL)
+                .map(|(_, f)| f.value)
+                .sum();
             if total > 0 {
                 days_with += 1;
                 for (t, f) in doc.territories.iter().filter(|(t, _)| t.as_str() != GLOBAL) {
@@ -527,14 +639,22 @@ async fn rules(
             let baseline: Vec<(String, f64)> = base.into_iter().collect();
             let shift = signals::territory_shift(&shares, &baseline);
             if shift >= config.max_territory_shift {
-                let top = shares.iter().max_by_key(|(_, v)| *v).map(|(t, _)| t.clone()).unwrap_or_default();
+                let top = shares
+                    .iter()
+                    .max_by_key(|(_, v)| *v)
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_default();
                 let evidence = Evidence {
                     observed: shift,
                     expected: None,
                     band: Some([0.0, config.max_territory_shift]),
                     score: shift.min(1.0),
                     threshold: config.max_territory_shift,
-                    window: Window { from, to: date, points: days_with + 1 },
+                    window: Window {
+                        from,
+                        to: date,
+                        points: days_with + 1,
+                    },
                     detector: "territory_shift".to_owned(),
                     version: SIGNALS_VERSION.to_owned(),
                     ruled_out: Vec::new(),
@@ -544,7 +664,10 @@ async fn rules(
                     "{subject}'s territory mix moved by {:.0} % on {date} (largest now {top})",
                     shift * 100.0
                 );
-                out.push((anomaly(s, AnomalyKind::TerritoryShift, date, summary, evidence), None));
+                out.push((
+                    anomaly(s, AnomalyKind::TerritoryShift, date, summary, evidence),
+                    None,
+                ));
             }
         }
     }
@@ -565,7 +688,10 @@ async fn judge(
             cause,
         });
     }
-    let key = ItemKey::new(s.pk.clone(), format!("alert#{}#{}#{}", anomaly.kind.as_str(), s.source, s.metric));
+    let key = ItemKey::new(
+        s.pk.clone(),
+        format!("alert#{}#{}#{}", anomaly.kind.as_str(), s.source, s.metric),
+    );
     let last: LastAlert = get_doc(store, &key).await?;
     if let Some(prev) = last.date
         && (anomaly.date - prev).num_days().abs() < config.cooldown_days
@@ -583,7 +709,11 @@ async fn judge(
 
 /// Starts the cooldown of a published anomaly (after the bus accepted it, so a failed
 /// publish is retried rather than silenced).
-pub async fn mark_published(store: &dyn Store, cooldown: &ItemKey, date: NaiveDate) -> Result<(), PortError> {
+pub async fn mark_published(
+    store: &dyn Store,
+    cooldown: &ItemKey,
+    date: NaiveDate,
+) -> Result<(), PortError> {
     let mut last: LastAlert = get_doc(store, cooldown).await?;
     last.date = Some(last.date.map_or(date, |p| p.max(date)));
     put_doc(store, cooldown, &last).await

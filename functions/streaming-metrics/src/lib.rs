@@ -26,7 +26,6 @@ pub mod report;
 pub mod rollups;
 pub mod signals;
 pub mod synthetic;
-//TMP mod task;
+mod task;
 
-//TMP pub use task::*;
-
+pub use task::*;

@@ -372,10 +372,13 @@ impl Observation {
     /// Checks what the types alone cannot: a non-negative value, a plausible date.
     pub fn check(&self, today: NaiveDate) -> Result<(), String> {
         if self.value < 0 {
-            return Err(format!("{} cannot be negative: {}", self.metric, self.value));
+            return Err(format!(
+                "{} cannot be negative: {}",
+                self.metric, self.value
+            ));
         }
-        let min = NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2)
-            .unwrap_or(NaiveDate::MIN);
+        let min =
+            NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN);
         if self.date < min {
             return Err(format!("{} is before {min}", self.date));
         }

@@ -473,7 +473,11 @@ mod tests {
         let input = dir.path().join("in.csv");
         let mut text = String::from("timestamp,value\n");
         for i in 0..300 {
-            let v = if i == 250 { 500.0 } else { 10.0 + (i % 7) as f64 };
+            let v = if i == 250 {
+                500.0
+            } else {
+                10.0 + (i % 7) as f64
+            };
             text.push_str(&format!("2014-04-01 {:02}:{:02}:00,{v}\n", i / 60, i % 60));
         }
         std::fs::write(&input, text).expect("write");
@@ -484,7 +488,12 @@ mod tests {
         let scores: Vec<f64> = out
             .lines()
             .skip(1)
-            .map(|l| l.rsplit(',').next().and_then(|s| s.parse().ok()).expect("score"))
+            .map(|l| {
+                l.rsplit(',')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("score")
+            })
             .collect();
         assert_eq!(scores.len(), 300);
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));

@@ -214,7 +214,12 @@ fn detect(names: &[String]) -> Option<(Format, Columns)> {
         ..Columns::default()
     };
     let isrc = find(&["isrc", "optional isrc"]);
-    if c.subject.is_some() && c.territory.is_some() && c.date.is_some() && c.metric.is_some() && c.value.is_some() {
+    if c.subject.is_some()
+        && c.territory.is_some()
+        && c.date.is_some()
+        && c.metric.is_some()
+        && c.value.is_some()
+    {
         return Some((Format::Canonical, c));
     }
     if let (Some(month), Some(store), Some(isrc), Some(qty), Some(country)) = (
@@ -272,7 +277,11 @@ impl ReportReader {
             filled += n;
         }
         head.truncate(filled);
-        let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+        let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
         let body = &head[bom..];
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(FileError::Empty);
@@ -298,8 +307,7 @@ impl ReportReader {
             .iter()
             .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
             .collect();
-        let (format, columns) =
-            detect(&names).ok_or(FileError::UnknownHeader { header: names })?;
+        let (format, columns) = detect(&names).ok_or(FileError::UnknownHeader { header: names })?;
         if format == Format::S4aAudience && context.artist.is_none() {
             return Err(FileError::MissingContext {
                 format,
@@ -368,7 +376,9 @@ impl ReportReader {
         }
         let field = |i: Option<usize>, name: &str| -> Result<String, String> {
             let i = i.ok_or_else(|| format!("no {name} column"))?;
-            let raw = record.get(i).ok_or_else(|| format!("{name} is missing (short row)"))?;
+            let raw = record
+                .get(i)
+                .ok_or_else(|| format!("{name} is missing (short row)"))?;
             let s = std::str::from_utf8(raw).map_err(|_| format!("{name} is not UTF-8"))?;
             Ok(s.trim().to_owned())
         };
@@ -447,13 +457,22 @@ impl ReportReader {
                         if col.is_some() {
                             let v = parse_count(&field(col, name)?, dc)
                                 .map_err(|e| format!("{name}: {e}"))?;
-                            out.push(obs(subject.clone(), territory.clone(), date, metric, v, source.clone(), Period::Day));
+                            out.push(obs(
+                                subject.clone(),
+                                territory.clone(),
+                                date,
+                                metric,
+                                v,
+                                source.clone(),
+                                Period::Day,
+                            ));
                         }
                     }
                     Ok(out)
                 }
                 Format::S4aSongs => {
-                    let subject = Subject::Isrc(normalise_isrc(&field(self.columns.subject, "isrc")?)?);
+                    let subject =
+                        Subject::Isrc(normalise_isrc(&field(self.columns.subject, "isrc")?)?);
                     let territory = territory_or_global(self.columns.territory)?;
                     let date = match optional(self.columns.date) {
                         Some(d) => parse_date(&d)?,
@@ -469,17 +488,31 @@ impl ReportReader {
                         if col.is_some() {
                             let v = parse_count(&field(col, name)?, dc)
                                 .map_err(|e| format!("{name}: {e}"))?;
-                            out.push(obs(subject.clone(), territory.clone(), date, metric, v, source.clone(), Period::Day));
+                            out.push(obs(
+                                subject.clone(),
+                                territory.clone(),
+                                date,
+                                metric,
+                                v,
+                                source.clone(),
+                                Period::Day,
+                            ));
                         }
                     }
                     Ok(out)
                 }
                 Format::Distrokid | Format::Tunecore => {
-                    let family = if self.format == Format::Distrokid { "distrokid" } else { "tunecore" };
+                    let family = if self.format == Format::Distrokid {
+                        "distrokid"
+                    } else {
+                        "tunecore"
+                    };
                     let store = field(self.columns.store, "store")?;
                     let source = Source::store(family, &store)?;
-                    let subject = Subject::Isrc(normalise_isrc(&field(self.columns.subject, "isrc")?)?);
-                    let territory = Territory::parse(&field(self.columns.territory, "country of sale")?)?;
+                    let subject =
+                        Subject::Isrc(normalise_isrc(&field(self.columns.subject, "isrc")?)?);
+                    let territory =
+                        Territory::parse(&field(self.columns.territory, "country of sale")?)?;
                     let date = parse_month(&field(self.columns.date, "sale month")?)?;
                     let qty = parse_count(&field(self.columns.quantity, "quantity")?, dc)
                         .map_err(|e| format!("quantity: {e}"))?;
@@ -487,11 +520,31 @@ impl ReportReader {
                         Some(t) => t.to_ascii_lowercase().contains("download"),
                         None => source.as_str().contains("itunes"),
                     };
-                    let metric = if download { Metric::Downloads } else { Metric::Streams };
-                    let mut out = vec![obs(subject.clone(), territory.clone(), date, metric, qty, source.clone(), Period::Month)];
+                    let metric = if download {
+                        Metric::Downloads
+                    } else {
+                        Metric::Streams
+                    };
+                    let mut out = vec![obs(
+                        subject.clone(),
+                        territory.clone(),
+                        date,
+                        metric,
+                        qty,
+                        source.clone(),
+                        Period::Month,
+                    )];
                     if let Some(e) = optional(self.columns.earnings) {
                         let micros = parse_micros(&e, dc).map_err(|e| format!("earnings: {e}"))?;
-                        out.push(obs(subject, territory, date, Metric::RevenueMicros, micros, source, Period::Month));
+                        out.push(obs(
+                            subject,
+                            territory,
+                            date,
+                            Metric::RevenueMicros,
+                            micros,
+                            source,
+                            Period::Month,
+                        ));
                     }
                     Ok(out)
                 }
@@ -499,7 +552,8 @@ impl ReportReader {
         })()
         .map_err(fail)?;
         for o in &observations {
-            o.check(self.today).map_err(|r| RowError { line, reason: r })?;
+            o.check(self.today)
+                .map_err(|r| RowError { line, reason: r })?;
         }
         let summing = matches!(self.format, Format::Distrokid | Format::Tunecore);
         if !summing {
@@ -597,7 +651,9 @@ pub fn parse_count(raw: &str, decimal_comma: bool) -> Result<i64, String> {
 pub fn parse_micros(raw: &str, decimal_comma: bool) -> Result<i64, String> {
     let v = parse_decimal(raw, decimal_comma)?;
     if v < 0.0 {
-        return Err(format!("a negative amount ({raw:?}, a chargeback) is not stored"));
+        return Err(format!(
+            "a negative amount ({raw:?}, a chargeback) is not stored"
+        ));
     }
     if v > 1e12 {
         return Err(format!("{raw:?} is too large"));
@@ -614,9 +670,13 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
         }
     }
     let shaped = t.len() == 10
-        && t.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' || b == b'/' } else { b.is_ascii_digit() });
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-' || b == b'/'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     Err(if shaped {
         format!("{t:?} is not a calendar date")
     } else {
@@ -629,7 +689,9 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
 pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
     let t = s.trim();
     if let Ok(d) = parse_date(t) {
-        return d.with_day0(0).ok_or_else(|| format!("{t:?} has no first day"));
+        return d
+            .with_day0(0)
+            .ok_or_else(|| format!("{t:?} has no first day"));
     }
     let first = format!("{t}-01");
     if let Ok(d) = NaiveDate::parse_from_str(&first, "%Y-%m-%d") {
@@ -682,16 +744,33 @@ mod tests {
         assert_eq!(parse_decimal("1.234,56", true), Ok(1234.56));
         assert_eq!(parse_decimal("1,234.56", false), Ok(1234.56));
         assert!(parse_count("-5", false).unwrap_err().contains("negative"));
-        assert!(parse_count("abc", false).unwrap_err().contains("not a number"));
+        assert!(
+            parse_count("abc", false)
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert_eq!(parse_micros("0,004512", true), Ok(4512));
     }
 
     #[test]
     fn dates_and_months() {
-        assert!(parse_date("2026-02-30").unwrap_err().contains("not a calendar date"));
-        assert_eq!(parse_month("2026-10"), Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")));
-        assert_eq!(parse_month("Oct 2026"), Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")));
-        assert_eq!(parse_month("10/2026"), Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")));
+        assert!(
+            parse_date("2026-02-30")
+                .unwrap_err()
+                .contains("not a calendar date")
+        );
+        assert_eq!(
+            parse_month("2026-10"),
+            Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date"))
+        );
+        assert_eq!(
+            parse_month("Oct 2026"),
+            Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date"))
+        );
+        assert_eq!(
+            parse_month("10/2026"),
+            Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date"))
+        );
     }
 
     #[test]
@@ -713,7 +792,10 @@ mod tests {
         let (ok, bad) = read_all(&mut r);
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].observations[0].value, 1200);
-        assert_eq!(ok[0].observations[0].subject.to_string(), "isrc:USRC17607839");
+        assert_eq!(
+            ok[0].observations[0].subject.to_string(),
+            "isrc:USRC17607839"
+        );
         let lines: Vec<u64> = bad.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6, 7, 8]);
         assert!(bad[0].reason.contains("QQ"));
@@ -763,6 +845,9 @@ mod tests {
         assert!(ok.iter().all(|r| r.summing));
         assert_eq!(ok[0].observations[0].source.as_str(), "distrokid/spotify");
         assert_eq!(ok[0].observations[1].value, 4_200_000);
-        assert_eq!(ok[1].observations[0].date, NaiveDate::from_ymd_opt(2026, 9, 1).expect("date"));
+        assert_eq!(
+            ok[1].observations[0].date,
+            NaiveDate::from_ymd_opt(2026, 9, 1).expect("date")
+        );
     }
 }

@@ -334,7 +334,8 @@ pub async fn apply(
             .iter()
             .find_map(|p| p.observation.artist.clone())
             .or_else(|| subject.artist().cloned());
-        let changed_total = before != Some(doc.total) || effects.iter().any(|e| *e != RowEffect::Unchanged);
+        let changed_total =
+            before != Some(doc.total) || effects.iter().any(|e| *e != RowEffect::Unchanged);
         if !changed_total {
             continue;
         }
@@ -367,20 +368,33 @@ pub async fn apply(
         let key = ItemKey::new(artist_pk(artist), format!("track#{subject}"));
         if store.get(&key).await?.is_none() {
             store
-                .put(&key, &serde_json::json!({ "subject": subject }), PutCondition::Always, None)
+                .put(
+                    &key,
+                    &serde_json::json!({ "subject": subject }),
+                    PutCondition::Always,
+                    None,
+                )
                 .await?;
         }
         let meta = ItemKey::new(subject_pk(subject), "meta");
         if store.get(&meta).await?.is_none() {
             store
-                .put(&meta, &serde_json::json!({ "artist": artist }), PutCondition::Always, None)
+                .put(
+                    &meta,
+                    &serde_json::json!({ "artist": artist }),
+                    PutCondition::Always,
+                    None,
+                )
                 .await?;
         }
     }
     for ((pk, sk), parts) in artist_parts {
         let doc = set_parts(store, &ItemKey::new(pk.clone(), sk.clone()), &parts).await?;
         // The artist's week follows its days.
-        if let Some(date) = sk.rsplit('#').next().and_then(|d| d.parse::<NaiveDate>().ok())
+        if let Some(date) = sk
+            .rsplit('#')
+            .next()
+            .and_then(|d| d.parse::<NaiveDate>().ok())
             && sk.starts_with("day#")
         {
             let mut fields = sk.splitn(4, '#');
@@ -457,7 +471,14 @@ pub async fn track_days(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DayTotal>, PortError> {
-    totals(store, subject_pk(subject), &format!("day#{source}#{metric}#"), from, to).await
+    totals(
+        store,
+        subject_pk(subject),
+        &format!("day#{source}#{metric}#"),
+        from,
+        to,
+    )
+    .await
 }
 
 /// An artist's daily totals (the sum over its tracks) from `from` to `to`: the query the
@@ -470,7 +491,14 @@ pub async fn artist_days(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DayTotal>, PortError> {
-    totals(store, artist_pk(artist), &format!("day#{source}#{metric}#"), from, to).await
+    totals(
+        store,
+        artist_pk(artist),
+        &format!("day#{source}#{metric}#"),
+        from,
+        to,
+    )
+    .await
 }
 
 /// A subject's or artist's ISO-week total (`pk` from [`subject_pk`] or [`artist_pk`]).
@@ -498,11 +526,13 @@ pub async fn rolling_28(
     date: NaiveDate,
 ) -> Result<i64, PortError> {
     let from = date - Duration::days(27);
-    Ok(totals(store, pk, &format!("day#{source}#{metric}#"), from, date)
-        .await?
-        .iter()
-        .map(|d| d.value)
-        .sum())
+    Ok(
+        totals(store, pk, &format!("day#{source}#{metric}#"), from, date)
+            .await?
+            .iter()
+            .map(|d| d.value)
+            .sum(),
+    )
 }
 
 /// The stored day document of a subject (territories, versions), for the CLI and signals.
@@ -513,7 +543,10 @@ pub async fn track_day(
     metric: Metric,
     date: NaiveDate,
 ) -> Result<Option<TrackDay>, PortError> {
-    let key = ItemKey::new(subject_pk(subject), bucket_sk(Period::Day, source, metric, date));
+    let key = ItemKey::new(
+        subject_pk(subject),
+        bucket_sk(Period::Day, source, metric, date),
+    );
     match store.get(&key).await? {
         Some(item) => Ok(Some(
             serde_json::from_value(item.data).map_err(|e| corrupt("rollup.read", e))?,
@@ -533,14 +566,18 @@ pub async fn track_day_docs(
     to: NaiveDate,
 ) -> Result<Vec<(NaiveDate, TrackDay)>, PortError> {
     let prefix = format!("day#{source}#{metric}#");
-    let query = Query::partition(subject_pk(subject)).between(format!("{prefix}{from}"), format!("{prefix}{to}"));
+    let query = Query::partition(subject_pk(subject))
+        .between(format!("{prefix}{from}"), format!("{prefix}{to}"));
     let items = backbone::ports::store::query_all(store, query.limit(1000), 10_000).await?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let Some(date) = item.key.sk.rsplit('#').next().and_then(|d| d.parse().ok()) else {
             continue;
         };
-        out.push((date, serde_json::from_value(item.data).map_err(|e| corrupt("rollup.read", e))?));
+        out.push((
+            date,
+            serde_json::from_value(item.data).map_err(|e| corrupt("rollup.read", e))?,
+        ));
     }
     Ok(out)
 }
@@ -628,50 +665,104 @@ mod tests {
     async fn a_restatement_replaces_the_figure_and_moves_every_rollup_by_the_difference() {
         let db = LocalDb::in_memory().expect("db");
         let now = at(100);
-        let first = apply(&db, &[obs("USRC17607839", "SE", day(2), 100, 1), obs("USRC17607840", "SE", day(2), 50, 1)], now)
-            .await
-            .expect("apply");
+        let first = apply(
+            &db,
+            &[
+                obs("USRC17607839", "SE", day(2), 100, 1),
+                obs("USRC17607840", "SE", day(2), 50, 1),
+            ],
+            now,
+        )
+        .await
+        .expect("apply");
         assert_eq!(first.new, 2);
         assert_eq!(artist_total(&db, day(2)).await, 150);
         // Offline plays counted late: a newer report says 130.
-        let second = apply(&db, &[obs("USRC17607839", "SE", day(2), 130, 5)], now).await.expect("apply");
+        let second = apply(&db, &[obs("USRC17607839", "SE", day(2), 130, 5)], now)
+            .await
+            .expect("apply");
         assert_eq!(second.restated, 1);
         assert_eq!(artist_total(&db, day(2)).await, 180);
         // The same report delivered again counts nothing.
-        let again = apply(&db, &[obs("USRC17607839", "SE", day(2), 130, 5)], now).await.expect("apply");
+        let again = apply(&db, &[obs("USRC17607839", "SE", day(2), 130, 5)], now)
+            .await
+            .expect("apply");
         assert_eq!(again.unchanged, 1);
         // An older report arriving late does not undo the newer one.
-        let stale = apply(&db, &[obs("USRC17607839", "SE", day(2), 90, 3)], now).await.expect("apply");
+        let stale = apply(&db, &[obs("USRC17607839", "SE", day(2), 90, 3)], now)
+            .await
+            .expect("apply");
         assert_eq!(stale.unchanged, 1);
         assert_eq!(artist_total(&db, day(2)).await, 180);
         let subject = Subject::parse("USRC17607839").expect("isrc");
         let src = Source::parse("spotify_for_artists").expect("source");
-        let doc = track_day(&db, &subject, &src, Metric::Streams, day(2)).await.expect("get").expect("stored");
+        let doc = track_day(&db, &subject, &src, Metric::Streams, day(2))
+            .await
+            .expect("get")
+            .expect("stored");
         let se = &doc.territories["SE"];
         assert_eq!((se.value, se.version, se.versions.len()), (130, 2, 1));
         assert_eq!(se.versions[0].value, 100);
         let a = SpotifyId::new(ARTIST).expect("artist");
-        assert_eq!(week_total(&db, artist_pk(&a), &src, Metric::Streams, day(2)).await.expect("week"), 180);
+        assert_eq!(
+            week_total(&db, artist_pk(&a), &src, Metric::Streams, day(2))
+                .await
+                .expect("week"),
+            180
+        );
     }
 
     #[tokio::test]
     async fn global_figure_wins_over_the_sum_of_territories_and_weeks_and_28_days_add_up() {
         let db = LocalDb::in_memory().expect("db");
         let now = at(100);
-        apply(&db, &[obs("USRC17607839", "SE", day(2), 10, 1), obs("USRC17607839", "NO", day(2), 5, 1)], now).await.expect("apply");
+        apply(
+            &db,
+            &[
+                obs("USRC17607839", "SE", day(2), 10, 1),
+                obs("USRC17607839", "NO", day(2), 5, 1),
+            ],
+            now,
+        )
+        .await
+        .expect("apply");
         let subject = Subject::parse("USRC17607839").expect("isrc");
         let src = Source::parse("spotify_for_artists").expect("source");
-        let totals = track_days(&db, &subject, &src, Metric::Streams, day(1), day(30)).await.expect("q");
-        assert_eq!(totals, vec![DayTotal { date: day(2), value: 15 }]);
-        apply(&db, &[obs("USRC17607839", "GLOBAL", day(2), 40, 1)], now).await.expect("apply");
-        let totals = track_days(&db, &subject, &src, Metric::Streams, day(1), day(30)).await.expect("q");
+        let totals = track_days(&db, &subject, &src, Metric::Streams, day(1), day(30))
+            .await
+            .expect("q");
+        assert_eq!(
+            totals,
+            vec![DayTotal {
+                date: day(2),
+                value: 15
+            }]
+        );
+        apply(&db, &[obs("USRC17607839", "GLOBAL", day(2), 40, 1)], now)
+            .await
+            .expect("apply");
+        let totals = track_days(&db, &subject, &src, Metric::Streams, day(1), day(30))
+            .await
+            .expect("q");
         assert_eq!(totals[0].value, 40);
         // 2026-11-02 is a Monday: days 2..=8 are one ISO week.
         for d in 3..=9 {
-            apply(&db, &[obs("USRC17607839", "SE", day(d), 1, 1)], now).await.expect("apply");
+            apply(&db, &[obs("USRC17607839", "SE", day(d), 1, 1)], now)
+                .await
+                .expect("apply");
         }
-        assert_eq!(week_total(&db, subject_pk(&subject), &src, Metric::Streams, day(5)).await.expect("w"), 46);
-        assert_eq!(rolling_28(&db, subject_pk(&subject), &src, Metric::Streams, day(9)).await.expect("r"), 47);
+        assert_eq!(
+            week_total(&db, subject_pk(&subject), &src, Metric::Streams, day(5))
+                .await
+                .expect("w"),
+            46
+        );
+        assert_eq!(
+            rolling_28(&db, subject_pk(&subject), &src, Metric::Streams, day(9))
+                .await
+                .expect("r"),
+            47
+        );
     }
 
     proptest! {

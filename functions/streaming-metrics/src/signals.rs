@@ -69,7 +69,11 @@ pub struct Cause {
 
 /// The cause explaining a rise on `date`, if one lies in the `explain_days` before it (the
 /// day itself included).
-pub fn explaining<'a>(causes: &'a [Cause], date: NaiveDate, config: &SignalConfig) -> Option<&'a Cause> {
+pub fn explaining<'a>(
+    causes: &'a [Cause],
+    date: NaiveDate,
+    config: &SignalConfig,
+) -> Option<&'a Cause> {
     causes
         .iter()
         .filter(|c| c.date <= date && (date - c.date).num_days() < config.explain_days)
@@ -89,12 +93,31 @@ pub fn territory_shift(today: &[(String, i64)], baseline: &[(String, f64)]) -> f
     if total_today <= 0 || total_base <= 0.0 {
         return 0.0;
     }
-    let mut keys: Vec<&String> = today.iter().map(|(k, _)| k).chain(baseline.iter().map(|(k, _)| k)).collect();
+    let mut keys: Vec<&String> = today
+        .iter()
+        .map(|(k, _)| k)
+        .chain(baseline.iter().map(|(k, _)| k))
+        .collect();
     keys.sort();
     keys.dedup();
-    let share_today = |k: &str| today.iter().find(|(t, _)| t == k).map_or(0.0, |(_, v)| *v as f64) / total_today as f64;
-    let share_base = |k: &str| baseline.iter().find(|(t, _)| t == k).map_or(0.0, |(_, v)| *v) / total_base;
-    keys.iter().map(|k| (share_today(k) - share_base(k)).abs()).sum::<f64>() / 2.0
+    let share_today = |k: &str| {
+        today
+            .iter()
+            .find(|(t, _)| t == k)
+            .map_or(0.0, |(_, v)| *v as f64)
+            / total_today as f64
+    };
+    let share_base = |k: &str| {
+        baseline
+            .iter()
+            .find(|(t, _)| t == k)
+            .map_or(0.0, |(_, v)| *v)
+            / total_base
+    };
+    keys.iter()
+        .map(|k| (share_today(k) - share_base(k)).abs())
+        .sum::<f64>()
+        / 2.0
 }
 
 /// The median of a slice (`None` when empty).
@@ -105,7 +128,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
 }
 
 #[cfg(test)]
@@ -119,7 +146,11 @@ mod tests {
     #[test]
     fn a_release_explains_a_jump_within_the_window_only() {
         let config = SignalConfig::default();
-        let causes = vec![Cause { kind: CauseKind::Release, date: d(10), detail: None }];
+        let causes = vec![Cause {
+            kind: CauseKind::Release,
+            date: d(10),
+            detail: None,
+        }];
         assert!(explaining(&causes, d(10), &config).is_some());
         assert!(explaining(&causes, d(12), &config).is_some());
         assert!(explaining(&causes, d(13), &config).is_none());

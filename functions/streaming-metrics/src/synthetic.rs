@@ -119,7 +119,9 @@ pub fn generate(series: usize, days: usize, seed: u64) -> DataSet {
         let base = (rng.range(6.0, 10.0)).exp();
         let trend = rng.range(-0.001, 0.002);
         let shares = {
-            let raw: Vec<f64> = (0..TERRITORIES.len()).map(|_| rng.range(0.5, 2.0)).collect();
+            let raw: Vec<f64> = (0..TERRITORIES.len())
+                .map(|_| rng.range(0.5, 2.0))
+                .collect();
             let t: f64 = raw.iter().sum();
             raw.into_iter().map(|x| x / t).collect::<Vec<f64>>()
         };
@@ -148,22 +150,44 @@ pub fn generate(series: usize, days: usize, seed: u64) -> DataSet {
                     for b in burst.iter_mut().skip(d).take(len) {
                         *b = size;
                     }
-                    labels.push(Label { subject: subject.clone(), kind, from: date, to: date + Duration::days(len as i64) });
+                    labels.push(Label {
+                        subject: subject.clone(),
+                        kind,
+                        from: date,
+                        to: date + Duration::days(len as i64),
+                    });
                 }
                 LabelKind::Release => {
                     let peak = rng.range(3.0, 6.0);
                     for (k, l) in lift.iter_mut().enumerate().skip(d) {
                         *l *= 1.0 + (peak - 1.0) * (-((k - d) as f64) / 4.0).exp();
                     }
-                    deliveries[d].causes.push((subject.clone(), Cause { kind: CauseKind::Release, date, detail: Some(format!("release {s}-{d}")) }));
-                    labels.push(Label { subject: subject.clone(), kind, from: date, to: date + Duration::days(2) });
+                    deliveries[d].causes.push((
+                        subject.clone(),
+                        Cause {
+                            kind: CauseKind::Release,
+                            date,
+                            detail: Some(format!("release {s}-{d}")),
+                        },
+                    ));
+                    labels.push(Label {
+                        subject: subject.clone(),
+                        kind,
+                        from: date,
+                        to: date + Duration::days(2),
+                    });
                 }
                 LabelKind::PlaylistAdd => {
                     let step = rng.range(1.5, 3.0);
                     for (k, l) in lift.iter_mut().enumerate().skip(d) {
                         *l *= 1.0 + (step - 1.0) * (-((k - d) as f64) / 40.0).exp();
                     }
-                    labels.push(Label { subject: subject.clone(), kind, from: date, to: date + Duration::days(2) });
+                    labels.push(Label {
+                        subject: subject.clone(),
+                        kind,
+                        from: date,
+                        to: date + Duration::days(2),
+                    });
                 }
             }
         }
@@ -175,7 +199,13 @@ pub fn generate(series: usize, days: usize, seed: u64) -> DataSet {
             let usual = base * weekly[d % 7] * (1.0 + trend).powi(d as i32) * lift[d];
             let organic = (usual * (1.0 + 0.06 * rng.normal())).max(0.0);
             let extra = usual * burst[d];
-            let as_of = DateTime::<Utc>::from_timestamp((date + Duration::days(1)).and_hms_opt(6, 0, 0).map_or(0, |t| t.and_utc().timestamp()), 0).unwrap_or_default();
+            let as_of = DateTime::<Utc>::from_timestamp(
+                (date + Duration::days(1))
+                    .and_hms_opt(6, 0, 0)
+                    .map_or(0, |t| t.and_utc().timestamp()),
+                0,
+            )
+            .unwrap_or_default();
             let mut rows = Vec::new();
             let mut total = 0.0;
             for (i, t) in TERRITORIES.iter().enumerate() {
@@ -187,11 +217,37 @@ pub fn generate(series: usize, days: usize, seed: u64) -> DataSet {
                 rows.push(row(&subject, t, date, Metric::Streams, v, &source, as_of));
             }
             let listeners = organic / spl + extra / 10.0;
-            let playlist_adds = events.iter().any(|&(e, k)| k == LabelKind::PlaylistAdd && e == d);
-            rows.push(row(&subject, "GLOBAL", date, Metric::Listeners, listeners, &source, as_of));
-            rows.push(row(&subject, "GLOBAL", date, Metric::Saves, organic * save_rate, &source, as_of));
+            let playlist_adds = events
+                .iter()
+                .any(|&(e, k)| k == LabelKind::PlaylistAdd && e == d);
+            rows.push(row(
+                &subject,
+                "GLOBAL",
+                date,
+                Metric::Listeners,
+                listeners,
+                &source,
+                as_of,
+            ));
+            rows.push(row(
+                &subject,
+                "GLOBAL",
+                date,
+                Metric::Saves,
+                organic * save_rate,
+                &source,
+                as_of,
+            ));
             if playlist_adds {
-                rows.push(row(&subject, "GLOBAL", date, Metric::PlaylistAdds, 1.0, &source, as_of));
+                rows.push(row(
+                    &subject,
+                    "GLOBAL",
+                    date,
+                    Metric::PlaylistAdds,
+                    1.0,
+                    &source,
+                    as_of,
+                ));
             }
             deliveries[d + 1].rows.extend(rows.clone());
             if rng.unit() < 0.1 && burst[d] == 0.0 {
@@ -207,7 +263,15 @@ pub fn generate(series: usize, days: usize, seed: u64) -> DataSet {
     DataSet { deliveries, labels }
 }
 
-fn row(subject: &Subject, territory: &str, date: NaiveDate, metric: Metric, value: f64, source: &Source, as_of: DateTime<Utc>) -> Observation {
+fn row(
+    subject: &Subject,
+    territory: &str,
+    date: NaiveDate,
+    metric: Metric,
+    value: f64,
+    source: &Source,
+    as_of: DateTime<Utc>,
+) -> Observation {
     Observation {
         subject: subject.clone(),
         territory: Territory::parse(territory).unwrap_or_else(|_| Territory::global()),
@@ -245,7 +309,11 @@ pub struct Evaluation {
 }
 
 /// Runs a data set through the pipeline on `store` and scores it against its labels.
-pub async fn evaluate(store: &dyn Store, data: &DataSet, settings: &Settings) -> Result<Evaluation, PortError> {
+pub async fn evaluate(
+    store: &dyn Store,
+    data: &DataSet,
+    settings: &Settings,
+) -> Result<Evaluation, PortError> {
     let mut published: Vec<(Subject, NaiveDate)> = Vec::new();
     let mut explained = 0;
     for delivery in &data.deliveries {
@@ -255,11 +323,21 @@ pub async fn evaluate(store: &dyn Store, data: &DataSet, settings: &Settings) ->
         if delivery.rows.is_empty() {
             continue;
         }
-        let now = delivery.rows.iter().filter_map(|o| o.as_of).max().unwrap_or_default();
+        let now = delivery
+            .rows
+            .iter()
+            .filter_map(|o| o.as_of)
+            .max()
+            .unwrap_or_default();
         let pending: Vec<Pending> = delivery
             .rows
             .iter()
-            .map(|o| Pending { observation: o.clone(), file: None, line: None, summing: false })
+            .map(|o| Pending {
+                observation: o.clone(),
+                file: None,
+                line: None,
+                summing: false,
+            })
             .collect();
         let applied = rollups::apply(store, &pending, now).await?;
         let changed: BTreeSet<_> = applied.changed;
@@ -277,11 +355,28 @@ pub async fn evaluate(store: &dyn Store, data: &DataSet, settings: &Settings) ->
         }
     }
     let within = |l: &Label, s: &Subject, d: NaiveDate| &l.subject == s && d >= l.from && d <= l.to;
-    let bursts: Vec<&Label> = data.labels.iter().filter(|l| l.kind == LabelKind::BotBurst).collect();
-    let jumps: Vec<&Label> = data.labels.iter().filter(|l| l.kind != LabelKind::BotBurst).collect();
-    let bursts_detected = bursts.iter().filter(|l| published.iter().any(|(s, d)| within(l, s, *d))).count();
-    let explained_fired = jumps.iter().filter(|l| published.iter().any(|(s, d)| within(l, s, *d))).count();
-    let true_positives = published.iter().filter(|(s, d)| bursts.iter().any(|l| within(l, s, *d))).count();
+    let bursts: Vec<&Label> = data
+        .labels
+        .iter()
+        .filter(|l| l.kind == LabelKind::BotBurst)
+        .collect();
+    let jumps: Vec<&Label> = data
+        .labels
+        .iter()
+        .filter(|l| l.kind != LabelKind::BotBurst)
+        .collect();
+    let bursts_detected = bursts
+        .iter()
+        .filter(|l| published.iter().any(|(s, d)| within(l, s, *d)))
+        .count();
+    let explained_fired = jumps
+        .iter()
+        .filter(|l| published.iter().any(|(s, d)| within(l, s, *d)))
+        .count();
+    let true_positives = published
+        .iter()
+        .filter(|(s, d)| bursts.iter().any(|l| within(l, s, *d)))
+        .count();
     let n = published.len();
     Ok(Evaluation {
         bursts: bursts.len(),
@@ -291,8 +386,16 @@ pub async fn evaluate(store: &dyn Store, data: &DataSet, settings: &Settings) ->
         explained_by_cause: explained,
         published: n,
         false_positives: n - true_positives,
-        precision: if n == 0 { 1.0 } else { true_positives as f64 / n as f64 },
-        recall: if bursts.is_empty() { 1.0 } else { bursts_detected as f64 / bursts.len() as f64 },
+        precision: if n == 0 {
+            1.0
+        } else {
+            true_positives as f64 / n as f64
+        },
+        recall: if bursts.is_empty() {
+            1.0
+        } else {
+            bursts_detected as f64 / bursts.len() as f64
+        },
     })
 }
 
@@ -305,7 +408,9 @@ mod tests {
     async fn bot_bursts_fire_and_explained_jumps_do_not() {
         let data = generate(3, 160, 7);
         let db = LocalDb::in_memory().expect("db");
-        let eval = evaluate(&db, &data, &Settings::daily()).await.expect("evaluate");
+        let eval = evaluate(&db, &data, &Settings::daily())
+            .await
+            .expect("evaluate");
         eprintln!("{eval:?}");
         assert!(eval.bursts > 0 && eval.explained_jumps > 0, "{eval:?}");
         assert_eq!(eval.explained_fired, 0, "{eval:?}");

@@ -11,13 +11,15 @@ use tracing::info;
 
 use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::harness::{Cx, Task};
-use backbone::ports::{BusEvent, EventPublisher, ItemKey, ObjectLocation, ObjectSource, PutCondition, Store};
+use backbone::ports::{
+    BusEvent, EventPublisher, ItemKey, ObjectLocation, ObjectSource, PutCondition, Store,
+};
 use backbone::validate::{BoundedVec, S3Notification, SpotifyId, Validate, ValidationError};
 
-use crate::anomaly::{Settings, Verdict};
+use crate::anomaly::{self, Settings, Verdict};
 use crate::model::{Observation, Subject};
-use crate::report::{FileContext, ReportReader, RowError};
-use crate::rollups::{Applied, Pending, SeriesDay};
+use crate::report::{self, FileContext, ReportReader, RowError};
+use crate::rollups::{self, Applied, Pending, SeriesDay};
 use crate::signals::{Cause, CauseKind};
 
 /// The event bus `source` of this function's events.
@@ -97,10 +99,17 @@ impl<'de> Deserialize<'de> for MetricsInput {
                 .map(MetricsInput::S3)
                 .map_err(D::Error::custom);
         }
-        fn typed<T: for<'a> Deserialize<'a>>(value: serde_json::Value, root: &str) -> Result<T, String> {
+        fn typed<T: for<'a> Deserialize<'a>>(
+            value: serde_json::Value,
+            root: &str,
+        ) -> Result<T, String> {
             serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
-                let field = if path == "." { root.to_owned() } else { format!("{root}.{path}") };
+                let field = if path == "." {
+                    root.to_owned()
+                } else {
+                    format!("{root}.{path}")
+                };
                 format!("{field}: {}", e.into_inner())
             })
         }
@@ -112,9 +121,13 @@ impl<'de> Deserialize<'de> for MetricsInput {
                 observations: BoundedVec<Observation, 1, 1000>,
             }
             let b: Batch = typed(value, "body").map_err(D::Error::custom)?;
-            Ok(MetricsInput::Observations { observations: b.observations })
+            Ok(MetricsInput::Observations {
+                observations: b.observations,
+            })
         } else if field("report") {
-            typed(value, "body").map(MetricsInput::Report).map_err(D::Error::custom)
+            typed(value, "body")
+                .map(MetricsInput::Report)
+                .map_err(D::Error::custom)
         } else if field("cause") {
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
@@ -135,7 +148,9 @@ impl Validate for MetricsInput {
     fn validate(&self) -> Result<(), ValidationError> {
         if let MetricsInput::Observations { observations } = self {
             for (i, o) in observations.as_slice().iter().enumerate() {
-                o.validate().map_err(|e| ValidationError::new(format!("observations[{i}].{}", e.field), e.reason))?;
+                o.validate().map_err(|e| {
+                    ValidationError::new(format!("observations[{i}].{}", e.field), e.reason)
+                })?;
             }
         }
         Ok(())
@@ -229,7 +244,11 @@ pub struct StreamingMetrics {
 
 impl StreamingMetrics {
     /// The task with the daily settings and the default size cap.
-    pub fn new(store: Arc<dyn Store>, events: Arc<dyn EventPublisher>, objects: Arc<dyn ObjectSource>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventPublisher>,
+        objects: Arc<dyn ObjectSource>,
+    ) -> Self {
         Self {
             store,
             events,
@@ -262,7 +281,12 @@ impl StreamingMetrics {
         Ok(())
     }
 
-    async fn judge(&self, changed: &mut BTreeSet<SeriesDay>, out: &mut MetricsOutput, cx: &Cx) -> Result<(), MetricsError> {
+    async fn judge(
+        &self,
+        changed: &mut BTreeSet<SeriesDay>,
+        out: &mut MetricsOutput,
+        cx: &Cx,
+    ) -> Result<(), MetricsError> {
         let verdicts = anomaly::detect(self.store.as_ref(), changed, &self.settings).await?;
         changed.clear();
         for verdict in verdicts {
@@ -279,7 +303,11 @@ impl StreamingMetrics {
                     self.events.publish(&[event]).await?;
                     anomaly::mark_published(self.store.as_ref(), &cooldown, anomaly.date).await?;
                     info!(kind = anomaly.kind.as_str(), subject = %anomaly.subject, date = %anomaly.date, "anomaly published");
-                    cx.record(anomaly.subject.clone(), "anomaly_published", json!({ "anomaly": anomaly }));
+                    cx.record(
+                        anomaly.subject.clone(),
+                        "anomaly_published",
+                        json!({ "anomaly": anomaly }),
+                    );
                     out.published += 1;
                 }
                 Verdict::Explained { anomaly, cause } => {
@@ -290,7 +318,10 @@ impl StreamingMetrics {
                     );
                     out.explained += 1;
                 }
-                Verdict::Suppressed { anomaly, last_alert } => {
+                Verdict::Suppressed {
+                    anomaly,
+                    last_alert,
+                } => {
                     cx.record(
                         anomaly.subject.clone(),
                         "anomaly_suppressed",
@@ -323,13 +354,20 @@ impl StreamingMetrics {
             let mut previous: FileSummary = serde_json::from_value(item.data).unwrap_or_default();
             previous.already_ingested = true;
             previous.errors.clear();
-            cx.record(format!("file#{sha}"), "report_already_ingested", json!({ "location": summary.location }));
+            cx.record(
+                format!("file#{sha}"),
+                "report_already_ingested",
+                json!({ "location": summary.location }),
+            );
             out.files.push(previous);
             return Ok(());
         }
         let now = cx.now();
         let today = now.date_naive();
-        let context = FileContext { as_of: context.as_of.or(Some(now)), ..context };
+        let context = FileContext {
+            as_of: context.as_of.or(Some(now)),
+            ..context
+        };
         let path = fetched.path().to_owned();
         // The reader does blocking file I/O on a local file, in batches of rows between the
         // store writes: short enough not to starve the runtime.
@@ -337,7 +375,11 @@ impl StreamingMetrics {
             Ok(r) => r,
             Err(err) => {
                 summary.refused = Some(err.to_string());
-                cx.record(format!("file#{sha}"), "report_refused", json!({ "location": summary.location, "reason": summary.refused }));
+                cx.record(
+                    format!("file#{sha}"),
+                    "report_refused",
+                    json!({ "location": summary.location, "reason": summary.refused }),
+                );
                 self.store_summary(&key, &summary).await?;
                 out.files.push(summary);
                 return Ok(());
@@ -372,7 +414,8 @@ impl StreamingMetrics {
                     }
                 }
             }
-            self.apply_batch(&mut batch, &mut changed, out, now, cx).await?;
+            self.apply_batch(&mut batch, &mut changed, out, now, cx)
+                .await?;
             if done {
                 break;
             }
@@ -392,9 +435,15 @@ impl StreamingMetrics {
         Ok(())
     }
 
-    async fn store_summary(&self, key: &ItemKey, summary: &FileSummary) -> Result<(), MetricsError> {
+    async fn store_summary(
+        &self,
+        key: &ItemKey,
+        summary: &FileSummary,
+    ) -> Result<(), MetricsError> {
         let data = serde_json::to_value(summary).map_err(MetricsError::Encode)?;
-        self.store.put(key, &data, PutCondition::Always, None).await?;
+        self.store
+            .put(key, &data, PutCondition::Always, None)
+            .await?;
         Ok(())
     }
 }
@@ -408,18 +457,24 @@ impl Task for StreamingMetrics {
 
     fn idempotency_key(&self, input: &MetricsInput) -> Option<String> {
         match input {
-            MetricsInput::S3(n) => n.objects.first().map(|o| {
-                format!("s3#{}#{}", o.location, o.etag.as_deref().unwrap_or("-"))
-            }),
+            MetricsInput::S3(n) => n
+                .objects
+                .first()
+                .map(|o| format!("s3#{}#{}", o.location, o.etag.as_deref().unwrap_or("-"))),
             _ => None,
         }
     }
 
     fn subject(&self, input: &MetricsInput) -> String {
         match input {
-            MetricsInput::Observations { observations } => observations.as_slice()[0].subject.to_string(),
+            MetricsInput::Observations { observations } => {
+                observations.as_slice()[0].subject.to_string()
+            }
             MetricsInput::Report(r) => r.report.to_string(),
-            MetricsInput::S3(n) => n.objects.first().map_or_else(|| "s3:test-event".to_owned(), |o| o.location.to_string()),
+            MetricsInput::S3(n) => n
+                .objects
+                .first()
+                .map_or_else(|| "s3:test-event".to_owned(), |o| o.location.to_string()),
             MetricsInput::Cause { cause } => cause.subject.to_string(),
         }
     }
@@ -433,13 +488,22 @@ impl Task for StreamingMetrics {
                 let mut batch = Vec::new();
                 for (i, o) in observations.into_inner().into_iter().enumerate() {
                     if let Err(reason) = o.check(today) {
-                        out.refused_observations.push(RowError { line: i as u64, reason });
+                        out.refused_observations.push(RowError {
+                            line: i as u64,
+                            reason,
+                        });
                         continue;
                     }
-                    batch.push(Pending { observation: o, file: None, line: None, summing: false });
+                    batch.push(Pending {
+                        observation: o,
+                        file: None,
+                        line: None,
+                        summing: false,
+                    });
                 }
                 let mut changed = BTreeSet::new();
-                self.apply_batch(&mut batch, &mut changed, &mut out, now, cx).await?;
+                self.apply_batch(&mut batch, &mut changed, &mut out, now, cx)
+                    .await?;
                 self.judge(&mut changed, &mut out, cx).await?;
                 cx.record(
                     "observations",
@@ -448,7 +512,11 @@ impl Task for StreamingMetrics {
                 );
             }
             MetricsInput::Report(r) => {
-                let context = FileContext { artist: r.artist, date: r.date, as_of: r.as_of };
+                let context = FileContext {
+                    artist: r.artist,
+                    date: r.date,
+                    as_of: r.as_of,
+                };
                 self.ingest_file(&r.report, context, &mut out, cx).await?;
             }
             MetricsInput::S3(n) => {
@@ -457,13 +525,28 @@ impl Task for StreamingMetrics {
                     return Ok(out);
                 }
                 for object in &n.objects {
-                    self.ingest_file(&object.location, FileContext::default(), &mut out, cx).await?;
+                    self.ingest_file(&object.location, FileContext::default(), &mut out, cx)
+                        .await?;
                 }
             }
             MetricsInput::Cause { cause } => {
-                let c = Cause { kind: cause.kind, date: cause.date, detail: cause.detail.clone() };
-                anomaly::record_cause(self.store.as_ref(), &cause.subject, cause.artist.as_ref(), &c).await?;
-                cx.record(cause.subject.to_string(), "cause_recorded", json!({ "cause": c }));
+                let c = Cause {
+                    kind: cause.kind,
+                    date: cause.date,
+                    detail: cause.detail.clone(),
+                };
+                anomaly::record_cause(
+                    self.store.as_ref(),
+                    &cause.subject,
+                    cause.artist.as_ref(),
+                    &c,
+                )
+                .await?;
+                cx.record(
+                    cause.subject.to_string(),
+                    "cause_recorded",
+                    json!({ "cause": c }),
+                );
                 out.causes = 1;
             }
         }
