@@ -18,11 +18,15 @@
 //!    kept as holes so the season stays aligned, and every median skips them.
 //! 3. **Deviation.** The residual against the expected value, robustly standardised by the
 //!    median and MAD of the trailing `error_window` residuals (`z`).
-//! 4. **Score in [0, 1].** `z` is judged against the largest deviation the series has shown
-//!    over the trailing `novelty_window` points (`reference`), and against an absolute floor
-//!    `min_z`: `score = z / (z + max(reference, min_z))`, so a point scores 0.5 when it is
-//!    exactly as unusual as the most unusual recent point, and more only when it is more
-//!    unusual. The band reported with a point is `expected ± max(reference, min_z) · scale`.
+//! 4. **Score in [0, 1].** Two channels, the higher wins. The point channel judges `z`
+//!    against the largest deviation the series has shown over the trailing `novelty_window`
+//!    points and an absolute floor `min_z`: `z / (z + max(reference, min_z))`, so a point
+//!    scores 0.5 when it is exactly as unusual as the most unusual recent point. The sustained
+//!    channel averages the last `short_window` deviations (each capped at `deviation_cap`, so
+//!    one spike cannot pass for a shift) and standardises that average against its own history
+//!    (`s`): `s / (s + sustained_z)`, so a level shift, a change of noise or a stuck series
+//!    scores 0.5 at `sustained_z` standard deviations. The band reported with a point is
+//!    `expected ± max(reference, min_z) · scale`.
 //! 5. **Cooldown.** After a detection (score ≥ `threshold`), the next `cooldown` points
 //!    report at most `threshold · 0.99`: one event starts one alert. The unsuppressed value
 //!    is kept as `raw_score`.
@@ -171,7 +175,7 @@ impl SeriesState {
             }
         }
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
-        if self.seen % config.season_check_every.max(1) as u64 == 0 {
+        if self.seen.is_multiple_of(config.season_check_every.max(1) as u64) {
             self.period = self.detect_period(config);
         }
 
