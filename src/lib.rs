@@ -5,6 +5,7 @@ pub mod auth;
 pub mod days;
 pub mod report;
 pub mod spotify;
+pub mod streaming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
     let runtime = &local.runtime;
     let store = Arc::new(runtime.db.clone());
     let events = Arc::new(runtime.bus());
+    let objects = Arc::new(local_objects());
     vec![
         Box::new(runtime.harness(
             ArtistMonitoring {
@@ -54,12 +56,16 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
         )),
         Box::new(runtime.harness(
             TrackAnalysis {
-                objects: Arc::new(local_objects()),
-                store,
-                events,
+                objects: objects.clone(),
+                store: store.clone(),
+                events: events.clone(),
                 limits: track_analysis::decode::Limits::default(),
             },
             HarnessConfig::for_task("track-analysis"),
+        )),
+        Box::new(runtime.harness(
+            streaming_metrics::StreamingMetrics::new(store, events, objects),
+            HarnessConfig::for_task("streaming-metrics"),
         )),
     ]
 }

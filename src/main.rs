@@ -125,6 +125,12 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// streaming-metrics: ingest a report, read rollups, run the NAB and synthetic benchmarks.
+    #[command(name = "streaming-metrics")]
+    StreamingMetrics {
+        #[command(subcommand)]
+        command: music_tasks::streaming::StreamingCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,6 +293,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         analyze(audio, *json, *timeline, plot.as_deref()).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::StreamingMetrics { command } = cli.command {
+        if command.is_standalone() {
+            music_tasks::streaming::run_standalone(command).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let local = local(&cli.db, Arc::new(SystemClock)).await?;
+        let functions = music_tasks::functions(&local);
+        let ok = music_tasks::streaming::run_local(command, &local.runtime.db, &functions).await?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {
         Command::Local { days: Some(_), .. } => manual.clone(),
@@ -296,9 +316,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = &local.runtime;
     let functions = music_tasks::functions(&local);
     match cli.command {
-        Command::Sandbox { .. } | Command::Auth { .. } | Command::Analyze { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Sandbox { .. }
+        | Command::Auth { .. }
+        | Command::Analyze { .. }
+        | Command::StreamingMetrics { .. } => Ok(ExitCode::SUCCESS),
         Command::Local {
             events,
             max_wait_seconds,
