@@ -109,8 +109,13 @@ impl Invocation {
 
 impl From<&lambda_runtime::Context> for Invocation {
     fn from(ctx: &lambda_runtime::Context) -> Self {
-        let deadline = DateTime::<Utc>::from_timestamp_millis(ctx.deadline as i64)
-            .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(15));
+        // No usable deadline means no remaining time known: the epoch makes every lock fail
+        // closed (the message is reported failed) instead of taking a lock without a lease.
+        let deadline = i64::try_from(ctx.deadline)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         Self {
             request_id: ctx.request_id.clone(),
             deadline,
