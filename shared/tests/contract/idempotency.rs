@@ -263,7 +263,7 @@ async fn late_invocation_cannot_touch_the_owners_record(store: Arc<dyn Idempoten
     assert_ne!(late.lease(), owner.lease());
     let late_lease = late.lease().to_owned();
     assert!(matches!(
-        idempotency.complete(late, ""late"".into()).await,
+        idempotency.complete(late, "\"late\"".into()).await,
         Err(PortError::Conflict { .. })
     ));
     let record = store.get(&key).await.unwrap().unwrap();
@@ -274,12 +274,12 @@ async fn late_invocation_cannot_touch_the_owners_record(store: Arc<dyn Idempoten
         store.delete(&key, &late_lease).await,
         Err(PortError::Conflict { .. })
     ));
-    idempotency.complete(owner, ""owner"".into()).await.unwrap();
+    idempotency.complete(owner, "\"owner\"".into()).await.unwrap();
     match idempotency
         .begin(&key, "h", clock.now() + Duration::seconds(30))
         .await
     {
-        Ok(Begin::Replay(record)) => assert_eq!(record.result.as_deref(), Some(""owner"")),
+        Ok(Begin::Replay(record)) => assert_eq!(record.result.as_deref(), Some("\"owner\"")),
         other => panic!("expected the owner's result, got {other:?}"),
     }
 }
