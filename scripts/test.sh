@@ -19,5 +19,10 @@ trap 'bash infra/moto.sh stop' EXIT
 # shellcheck disable=SC1091
 source .local/moto.env
 
+echo "== supply chain (cargo-deny, offline advisory snapshot)"
+bash scripts/deny.sh
+
 echo "== tests"
-cargo test --workspace --all-features
+# The output is kept and scanned: no fixture token or secret may reach a log line.
+cargo test --workspace --all-features 2>&1 | tee .local/test-output.log
+bash scripts/scan-secrets.sh .local/test-output.log

@@ -21,6 +21,8 @@ pub mod config;
 pub mod error;
 pub mod harness;
 pub mod hash;
+#[cfg(test)]
+mod fuzz;
 pub mod idempotency;
 #[cfg(feature = "local")]
 pub mod local;
