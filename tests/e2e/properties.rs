@@ -6,6 +6,7 @@
 //!   on a FIFO queue, the first failed message and every message after it;
 //! - the same idempotency key with a different payload never replays the old result.
 
+use backbone::local::Invoke;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

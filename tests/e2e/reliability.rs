@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backbone::config::HarnessConfig;
+use backbone::harness::Task;
 use backbone::local::faults::FaultPlan;
 use backbone::local::{Invoke, LocalDb};
 use backbone::ports::{IdempotencyStatus, IdempotencyStore, OutgoingMessage, Queues};
