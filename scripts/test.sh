@@ -22,13 +22,18 @@ trap 'bash infra/moto.sh stop' EXIT
 # shellcheck disable=SC1091
 source .local/moto.env
 
+echo "== supply chain (cargo-deny, offline advisory snapshot)"
+bash scripts/deny.sh
+
 echo "== cargo-lambda (pinned) and the Lambda binaries for its emulator (tests/lambda_emulator.rs)"
 bash infra/pytools.sh install cargo-lambda
 PATH="$(bash infra/pytools.sh bin cargo-lambda):$PATH"
 export PATH
 # The binaries exactly as `cargo lambda watch` runs them (default features, debug), built here
 # so the emulator test does not build them while it waits for an invocation.
-cargo build -p artist-monitoring -p data-sync
+cargo build -p artist-monitoring -p data-sync -p track-analysis -p streaming-metrics
 
 echo "== tests"
-cargo test --workspace --all-features
+# The output is kept and scanned: no fixture token or secret may reach a log line.
+cargo test --workspace --all-features 2>&1 | tee .local/test-output.log
+bash scripts/scan-secrets.sh .local/test-output.log

@@ -432,6 +432,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: AuditCommand::Verify { stream },
         } => {
             let reports = music_tasks::verify_audit(runtime, stream.as_deref()).await?;
+            // The EMF line a deployed, scheduled verify would log, for an alarm on a break.
+            let config = backbone::config::HarnessConfig::for_task("audit-verify");
+            backbone::audit::emit_verify_metrics(
+                &reports,
+                &config.metrics_namespace,
+                &config.service,
+                runtime.sink.clone(),
+                runtime.clock.now(),
+            );
             print_json(&reports)?;
             Ok(if reports.iter().all(|r| r.is_intact()) {
                 ExitCode::SUCCESS

@@ -2,9 +2,14 @@
 //! [`IdempotencyStore`].
 //!
 //! A message takes a lock (an `INPROGRESS` record written by conditional put) that expires at
-//! the invocation's deadline, so a crashed or killed invocation does not hold it forever. The
-//! completed result is stored and replayed to duplicates until the record expires. A key
-//! reused with a different payload is refused rather than answered with the wrong result.
+//! the invocation's deadline (now plus its remaining time), so a crashed or killed invocation
+//! does not hold it forever. With no remaining time known the lock is refused (fail closed):
+//! a lock without a lease could block the key for the whole record TTL, or be taken over while
+//! its owner still runs. Each lock carries a fencing token (the lease); completing and
+//! releasing are conditional on it, so a late invocation whose lock was taken over can
+//! neither overwrite nor delete the new owner's record. The completed result is stored and
+//! replayed to duplicates until the record expires. A key reused with a different payload is
+//! refused rather than answered with the wrong result.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +35,12 @@ pub enum IdempotencyError {
         /// The key.
         key: String,
     },
+    /// The invocation has no remaining time (or none known): no lock is written without a lease.
+    #[error("idempotency key {key}: the invocation has no remaining time, so no lock is taken")]
+    NoLease {
+        /// The key.
+        key: String,
+    },
     /// The stored record cannot be read back.
     #[error("idempotency record {key} is corrupt: {reason}")]
     Corrupt {
@@ -48,6 +59,8 @@ impl Classify for IdempotencyError {
         match self {
             // The first delivery is still running: let SQS bring this one back later.
             IdempotencyError::InProgress { .. } => ErrorClass::Transient,
+            // Not a verdict on the message: a delivery with time left will run it.
+            IdempotencyError::NoLease { .. } => ErrorClass::Transient,
             IdempotencyError::PayloadMismatch { .. } => ErrorClass::Invalid,
             IdempotencyError::Corrupt { .. } => ErrorClass::Permanent,
             IdempotencyError::Port(err) => err.class(),
@@ -76,6 +89,16 @@ impl Lock {
     pub fn key(&self) -> &str {
         &self.record.key
     }
+
+    /// The fencing token this lock was taken with.
+    pub fn lease(&self) -> &str {
+        &self.record.lease
+    }
+
+    /// When the lock may be taken over (the invocation's deadline).
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.record.in_progress_expires_at
+    }
 }
 
 /// The idempotency state machine.
@@ -95,7 +118,8 @@ impl Idempotency {
     /// Takes the lock for `key`, or says the message already ran.
     ///
     /// `deadline` is when the invocation will be killed: past it, another delivery may take
-    /// the lock over.
+    /// the lock over. A deadline not after now (no remaining time, or none known) is refused
+    /// with [`IdempotencyError::NoLease`] before anything is written.
     pub async fn begin(
         &self,
         key: &str,
@@ -103,8 +127,14 @@ impl Idempotency {
         deadline: DateTime<Utc>,
     ) -> Result<Begin, IdempotencyError> {
         let now = self.clock.now();
+        if deadline <= now {
+            return Err(IdempotencyError::NoLease {
+                key: key.to_owned(),
+            });
+        }
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::hours(1));
         let record = IdempotencyRecord {
+            lease: uuid::Uuid::new_v4().simple().to_string(),
             key: key.to_owned(),
             status: IdempotencyStatus::InProgress,
             expires_at: now + ttl,
@@ -151,7 +181,8 @@ impl Idempotency {
         Ok(record)
     }
 
-    /// Replaces the result of a completed record (once the work it left pending is done).
+    /// Replaces the result of a completed record (once the work it left pending is done);
+    /// conditional on the record's lease, like every write after the lock.
     pub async fn finalize(
         &self,
         mut record: IdempotencyRecord,
@@ -161,8 +192,11 @@ impl Idempotency {
         self.store.update(&record).await
     }
 
-    /// Releases the lock after a failure, so a redelivery can run.
+    /// Releases the lock after a failure, so a redelivery can run; a lock taken over by another
+    /// invocation meanwhile is left alone ([`PortError::Conflict`]).
     pub async fn abandon(&self, lock: Lock) -> Result<(), PortError> {
-        self.store.delete(&lock.record.key).await
+        self.store
+            .delete(&lock.record.key, &lock.record.lease)
+            .await
     }
 }

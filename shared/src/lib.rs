@@ -19,6 +19,8 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod harness;
 pub mod hash;
 pub mod idempotency;

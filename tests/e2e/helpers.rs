@@ -12,7 +12,7 @@ use backbone::error::{Classify, ErrorClass};
 use backbone::harness::{Cx, Task};
 use backbone::local::faults::{FaultPlan, Faulty};
 use backbone::local::{LocalDb, LocalFunction, LocalQueues, LocalRuntime};
-use backbone::ports::{ItemKey, PutCondition, Query, Store};
+use backbone::ports::{ItemKey, PutCondition, Query, Secrets, Store};
 use backbone::telemetry::Capture;
 use backbone::validate::{ArtistId, Validate, ValidationError};
 use chrono::{TimeZone, Utc};
@@ -92,6 +92,37 @@ pub struct CreditTask {
     pub store: Arc<dyn Store>,
     pub runs: Arc<AtomicUsize>,
     pub credential: SecretString,
+    /// Where the task reads its credential on each run, when set (so Secrets faults reach it).
+    pub secrets: Option<Arc<dyn Secrets>>,
+}
+
+/// The secret name the test task reads.
+pub const CREDIT_SECRET: &str = "credit/api-key";
+
+/// Secrets held in memory: the test task's credential.
+pub struct MemorySecrets(pub SecretString);
+
+#[async_trait]
+impl Secrets for MemorySecrets {
+    async fn get(&self, name: &str) -> Result<SecretString, backbone::error::PortError> {
+        if name == CREDIT_SECRET {
+            Ok(self.0.clone())
+        } else {
+            Err(backbone::error::PortError::permanent(
+                "secrets.get",
+                std::io::Error::other(format!("no secret {name}")),
+            ))
+        }
+    }
+
+    async fn put(
+        &self,
+        _name: &str,
+        value: &SecretString,
+    ) -> Result<(), backbone::error::PortError> {
+        let _ = value;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -116,6 +147,9 @@ impl Task for CreditTask {
 
     async fn run(&self, input: Credit, cx: &Cx) -> Result<CreditOutput, CreditError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
+        if let Some(secrets) = &self.secrets {
+            secrets.get(CREDIT_SECRET).await?;
+        }
         tracing::info!(artist = %input.artist, credential = ?self.credential, "crediting");
         match input.mode {
             Mode::Transient => return Err(CreditError::Transient),
@@ -213,12 +247,19 @@ impl App {
         ));
         let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(capture.clone()));
         runtime.max_receive_count = max_receive_count;
-        let store: Arc<dyn Store> = match &faults {
-            None => Arc::new(db.clone()),
+        let (store, secrets): (Arc<dyn Store>, Option<Arc<dyn Secrets>>) = match &faults {
+            None => (Arc::new(db.clone()), None),
             Some((harness_faults, store_faults)) => {
                 runtime.faults = Some(harness_faults.clone());
                 store_faults.set_lost_acks(false);
-                Arc::new(Faulty::new(Arc::new(db.clone()), store_faults.clone()))
+                let secrets = MemorySecrets(SecretString::from(SECRET_VALUE));
+                (
+                    Arc::new(Faulty::new(Arc::new(db.clone()), store_faults.clone())),
+                    Some(Arc::new(Faulty::new(
+                        Arc::new(secrets),
+                        store_faults.clone(),
+                    ))),
+                )
             }
         };
         let runs = Arc::new(AtomicUsize::new(0));
@@ -226,6 +267,7 @@ impl App {
             store,
             runs: runs.clone(),
             credential: SecretString::from(SECRET_VALUE),
+            secrets,
         };
         let function = runtime.harness(task, config);
         Self {
@@ -244,6 +286,7 @@ impl App {
             store: Arc::new(app.db.clone()),
             runs: app.runs.clone(),
             credential: SecretString::from(SECRET_VALUE),
+            secrets: None,
         };
         app.runtime.harness(task, config)
     }

@@ -1,8 +1,10 @@
 //! End-to-end tests of the whole set, in one binary with shared helpers.
 
+mod checker;
 mod cli;
 mod harness;
 mod helpers;
 mod monitoring;
+mod properties;
 mod reliability;
 mod sqs;

@@ -71,6 +71,10 @@ async fn sqs_and_dynamodb_path_has_one_effect_per_key_under_faults() {
             )),
             runs: Arc::new(AtomicUsize::new(0)),
             credential: SecretString::from(SECRET_VALUE),
+            secrets: Some(Arc::new(Faulty::new(
+                Arc::new(MemorySecrets(SecretString::from(SECRET_VALUE))),
+                store_plan.clone(),
+            ))),
         };
         Harness::new(task, ports, config.clone())
     };

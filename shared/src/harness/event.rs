@@ -238,3 +238,80 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, ValidationError> {
     serde_json::from_slice(bytes)
         .map_err(|err| ValidationError::new("event", format!("is not JSON: {err}")))
 }
+
+/// Property-based fuzzing: no SQS batch, schedule event or invocation payload makes the
+/// decoder panic; whatever it accepts, every record has a non-empty message id.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{Incoming, parse_bytes, recognise};
+    use crate::fuzz::{arb_json, arb_text, near};
+
+    fn sqs_batch() -> Value {
+        json!({ "Records": [{
+            "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+            "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+            "body": "{\"artist\":\"4Z8W4fKeB5YxbusRsdQVPb\",\"amount\":3}",
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1545082649183",
+                "MessageGroupId": "g1",
+                "AWSTraceHeader": "Root=1-6925f5a0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+            },
+            "messageAttributes": {
+                "idempotency-key": { "stringValue": "k-1", "dataType": "String" }
+            },
+            "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-2:123456789012:my-queue.fifo",
+            "awsRegion": "us-east-2"
+        }]})
+    }
+
+    fn schedule_event() -> Value {
+        json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-25T06:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/daily"],
+            "detail": { "watchlist": "demo" }
+        })
+    }
+
+    fn check(value: Value) {
+        if let Ok(Incoming::Sqs { records, .. }) = recognise(value) {
+            assert!(records.iter().all(|r| !r.message_id.is_empty()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sqs_batches_never_panic(value in near(sqs_batch())) {
+            check(value);
+        }
+
+        #[test]
+        fn schedule_events_never_panic(value in near(schedule_event())) {
+            check(value);
+        }
+
+        #[test]
+        fn any_json_never_panics(value in arb_json()) {
+            check(value);
+        }
+
+        #[test]
+        fn any_bytes_never_panic(text in arb_text(), raw in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(value) = parse_bytes(text.as_bytes()) {
+                check(value);
+            }
+            let _ = parse_bytes(&raw);
+        }
+    }
+}

@@ -113,8 +113,14 @@ const EPOCH_MILLIS_FLOOR: u64 = 1_000_000_000_000;
 /// The invocation deadline from `Lambda-Runtime-Deadline-Ms`. Lambda sends epoch milliseconds;
 /// cargo-lambda's emulator (1.9) sends the timeout itself (`600000`), which read as a time would
 /// lie in 1970 and leave no time for anything: a value that small counts from `now`.
+///
+/// No usable deadline (0, or out of range) means no remaining time known: the epoch makes every
+/// lock fail closed (the message is reported failed) instead of taking a lock without a lease.
 fn deadline_from_context(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
-    let fallback = || now + chrono::Duration::minutes(15);
+    let fallback = || DateTime::<Utc>::UNIX_EPOCH;
+    if deadline_ms == 0 {
+        return fallback();
+    }
     if deadline_ms < EPOCH_MILLIS_FLOOR {
         return i64::try_from(deadline_ms)
             .ok()

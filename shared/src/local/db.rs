@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at INTEGER NOT NULL,
     in_progress_expires_at INTEGER,
     payload_hash TEXT NOT NULL,
-    result TEXT
+    result TEXT,
+    lease TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     stream TEXT NOT NULL,
@@ -35,6 +36,11 @@ CREATE TABLE IF NOT EXISTS audit (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS audit_once ON audit (idempotency_key, action)
     WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_heads (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
     queue TEXT NOT NULL,
@@ -68,6 +74,44 @@ CREATE TABLE IF NOT EXISTS events (
     trace_header TEXT
 );
 "#;
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, PortError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(sqlite_error("local.schema"))
+}
+
+/// Brings a database file written by an earlier version up to the current schema.
+fn migrate(conn: &Connection, had_idempotency: bool, had_heads: bool) -> Result<(), PortError> {
+    if had_idempotency {
+        let has_lease: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('idempotency') WHERE name = 'lease'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite_error("local.schema"))?;
+        if has_lease == 0 {
+            conn.execute_batch("ALTER TABLE idempotency ADD COLUMN lease TEXT")
+                .map_err(sqlite_error("local.schema"))?;
+        }
+    }
+    if !had_heads {
+        // Once, when the heads table is new: the heads of the streams written before it. Never
+        // later, or a deleted head would be rebuilt from a truncated tail and hide it.
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO audit_heads (stream, seq, hash)
+             SELECT stream, seq, json_extract(record, '$.hash') FROM audit a
+             WHERE seq = (SELECT MAX(seq) FROM audit b WHERE b.stream = a.stream)",
+        )
+        .map_err(sqlite_error("local.schema"))?;
+    }
+    Ok(())
+}
 
 /// A handle on the local database; cheap to clone, safe to share between adapters.
 #[derive(Clone)]
@@ -118,8 +162,11 @@ impl LocalDb {
     fn init(conn: Connection) -> Result<Self, PortError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_error("local.open"))?;
+        let had_heads = table_exists(&conn, "audit_heads")?;
+        let had_idempotency = table_exists(&conn, "idempotency")?;
         conn.execute_batch(SCHEMA)
             .map_err(sqlite_error("local.schema"))?;
+        migrate(&conn, had_idempotency, had_heads)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

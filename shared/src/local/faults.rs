@@ -19,7 +19,7 @@ use secrecy::SecretString;
 
 use crate::error::PortError;
 use crate::ports::{
-    AppendOutcome, AuditRecord, AuditStore, BusEvent, DeadLetter, EventPublisher,
+    AppendOutcome, AuditRecord, AuditStore, BusEvent, ChainHead, DeadLetter, EventPublisher,
     IdempotencyRecord, IdempotencyStore, Item, ItemKey, OutgoingMessage, Page, PutCondition,
     PutInProgressError, Query, Queues, Secrets, Store,
 };
@@ -245,8 +245,8 @@ impl<P: IdempotencyStore + ?Sized> IdempotencyStore for Faulty<P> {
             .await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), PortError> {
-        self.guard("idempotency.delete", false, self.inner.delete(key))
+    async fn delete(&self, key: &str, lease: &str) -> Result<(), PortError> {
+        self.guard("idempotency.delete", false, self.inner.delete(key, lease))
             .await
     }
 }
@@ -260,6 +260,11 @@ impl<P: AuditStore + ?Sized> AuditStore for Faulty<P> {
 
     async fn append(&self, record: &AuditRecord) -> Result<AppendOutcome, PortError> {
         self.guard("audit.append", true, self.inner.append(record))
+            .await
+    }
+
+    async fn head(&self, stream: &str) -> Result<Option<ChainHead>, PortError> {
+        self.guard("audit.head", false, self.inner.head(stream))
             .await
     }
 

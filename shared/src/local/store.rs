@@ -9,8 +9,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::db::LocalDb;
 use crate::error::PortError;
 use crate::ports::{
-    AppendOutcome, AuditRecord, AuditStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
-    Item, ItemKey, Page, PutCondition, PutInProgressError, Query, SkRange, Store,
+    AppendOutcome, AuditRecord, AuditStore, ChainHead, IdempotencyRecord, IdempotencyStatus,
+    IdempotencyStore, Item, ItemKey, Page, PutCondition, PutInProgressError, Query, SkRange, Store,
 };
 
 const MAX_PAGE: usize = 1000;
@@ -208,8 +208,16 @@ impl Store for LocalDb {
     }
 }
 
-/// key, status, expiry (s), in-progress expiry (ms), payload hash, result.
-type IdempotencyRow = (String, String, i64, Option<i64>, String, Option<String>);
+/// key, status, expiry (s), in-progress expiry (ms), payload hash, result, lease.
+type IdempotencyRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 fn idempotency_from_row(row: &Row<'_>) -> rusqlite::Result<IdempotencyRow> {
     Ok((
@@ -219,11 +227,12 @@ fn idempotency_from_row(row: &Row<'_>) -> rusqlite::Result<IdempotencyRow> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
 fn build_idempotency(raw: IdempotencyRow) -> Result<IdempotencyRecord, PortError> {
-    let (key, status, expires_at, in_progress, payload_hash, result) = raw;
+    let (key, status, expires_at, in_progress, payload_hash, result, lease) = raw;
     Ok(IdempotencyRecord {
         status: IdempotencyStatus::parse(&status)
             .ok_or_else(|| corrupt("idempotency.decode", format!("unknown status {status:?}")))?,
@@ -233,19 +242,20 @@ fn build_idempotency(raw: IdempotencyRow) -> Result<IdempotencyRecord, PortError
         key,
         payload_hash,
         result,
+        lease: lease.unwrap_or_default(),
     })
 }
 
 const IDEMPOTENCY_COLUMNS: &str =
-    "key, status, expires_at, in_progress_expires_at, payload_hash, result";
+    "key, status, expires_at, in_progress_expires_at, payload_hash, result, lease";
 
 fn write_idempotency(
     conn: &rusqlite::Connection,
     record: &IdempotencyRecord,
 ) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT OR REPLACE INTO idempotency (key, status, expires_at, in_progress_expires_at, payload_hash, result)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO idempotency (key, status, expires_at, in_progress_expires_at, payload_hash, result, lease)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             record.key,
             record.status.as_str(),
@@ -253,6 +263,7 @@ fn write_idempotency(
             record.in_progress_expires_at.map(|at| at.timestamp_millis()),
             record.payload_hash,
             record.result,
+            record.lease,
         ],
     )
 }
@@ -303,7 +314,28 @@ impl IdempotencyStore for LocalDb {
     async fn update(&self, record: &IdempotencyRecord) -> Result<(), PortError> {
         let record = record.clone();
         self.with("idempotency.update", move |conn| {
-            write_idempotency(conn, &record).map_err(LocalDb::err("idempotency.update"))?;
+            // One statement: the lease check and the write cannot be split by another writer.
+            let written = conn
+                .execute(
+                    "UPDATE idempotency SET status = ?2, expires_at = ?3, in_progress_expires_at = ?4,
+                         payload_hash = ?5, result = ?6
+                     WHERE key = ?1 AND COALESCE(lease, '') = ?7",
+                    params![
+                        record.key,
+                        record.status.as_str(),
+                        record.expires_at.timestamp(),
+                        record.in_progress_expires_at.map(|at| at.timestamp_millis()),
+                        record.payload_hash,
+                        record.result,
+                        record.lease,
+                    ],
+                )
+                .map_err(LocalDb::err("idempotency.update"))?;
+            if written == 0 {
+                return Err(PortError::Conflict {
+                    operation: "idempotency.update",
+                });
+            }
             Ok(())
         })
         .await
@@ -325,11 +357,20 @@ impl IdempotencyStore for LocalDb {
         .await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), PortError> {
-        let key = key.to_owned();
+    async fn delete(&self, key: &str, lease: &str) -> Result<(), PortError> {
+        let (key, lease) = (key.to_owned(), lease.to_owned());
         self.with("idempotency.delete", move |conn| {
-            conn.execute("DELETE FROM idempotency WHERE key = ?1", params![key])
+            let deleted = conn
+                .execute(
+                    "DELETE FROM idempotency WHERE key = ?1 AND COALESCE(lease, '') = ?2",
+                    params![key, lease],
+                )
                 .map_err(LocalDb::err("idempotency.delete"))?;
+            if deleted == 0 {
+                return Err(PortError::Conflict {
+                    operation: "idempotency.delete",
+                });
+            }
             Ok(())
         })
         .await
@@ -385,8 +426,47 @@ impl AuditStore for LocalDb {
             if inserted == 0 {
                 return Err(PortError::Conflict { operation: "audit.append" });
             }
+            // The head moves from seq - 1 to this record, or nothing is written (the
+            // transaction rolls back when dropped).
+            let moved = if record.seq == 1 {
+                tx.execute(
+                    "INSERT OR IGNORE INTO audit_heads (stream, seq, hash) VALUES (?1, ?2, ?3)",
+                    params![record.stream, record.seq as i64, record.hash],
+                )
+            } else {
+                tx.execute(
+                    "UPDATE audit_heads SET seq = ?2, hash = ?3 WHERE stream = ?1 AND seq = ?2 - 1",
+                    params![record.stream, record.seq as i64, record.hash],
+                )
+            }
+            .map_err(LocalDb::err("audit.append"))?;
+            if moved == 0 {
+                return Err(PortError::Conflict { operation: "audit.append" });
+            }
             tx.commit().map_err(LocalDb::err("audit.append"))?;
             Ok(AppendOutcome::Appended)
+        })
+        .await
+    }
+
+    async fn head(&self, stream: &str) -> Result<Option<ChainHead>, PortError> {
+        let stream = stream.to_owned();
+        self.with("audit.head", move |conn| {
+            conn.query_row(
+                "SELECT seq, hash FROM audit_heads WHERE stream = ?1",
+                params![stream],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(LocalDb::err("audit.head"))?
+            .map(|(seq, hash)| {
+                Ok(ChainHead {
+                    seq: u64::try_from(seq)
+                        .map_err(|_| corrupt("audit.head", format!("negative seq {seq}")))?,
+                    hash,
+                })
+            })
+            .transpose()
         })
         .await
     }
@@ -420,7 +500,9 @@ impl AuditStore for LocalDb {
     async fn streams(&self) -> Result<Vec<String>, PortError> {
         self.with("audit.streams", move |conn| {
             let mut stmt = conn
-                .prepare("SELECT DISTINCT stream FROM audit ORDER BY stream")
+                .prepare(
+                    "SELECT stream FROM audit UNION SELECT stream FROM audit_heads ORDER BY stream",
+                )
                 .map_err(LocalDb::err("audit.streams"))?;
             let rows = stmt
                 .query_map([], |row| row.get::<_, String>(0))

@@ -39,6 +39,18 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// The head of a stream as kept outside the chain: the position and hash of its last record.
+/// Updated in the same atomic write as each append, so a truncated tail (the last records
+/// deleted, which leaves a chain that is intact as far as it goes) is found by comparing it
+/// with the last record read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The `seq` of the last record appended.
+    pub seq: u64,
+    /// Its `hash`.
+    pub hash: String,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
@@ -56,7 +68,12 @@ pub trait AuditStore: Send + Sync {
 
     /// Writes `record` if no record holds `(stream, seq)` ([`PortError::Conflict`] otherwise)
     /// and no record holds its `(idempotency_key, action)` ([`AppendOutcome::Duplicate`]).
+    /// In the same atomic write the stream's [`ChainHead`] moves from `seq - 1` to `record`;
+    /// a head elsewhere is a [`PortError::Conflict`] too, and nothing is written.
     async fn append(&self, record: &AuditRecord) -> Result<AppendOutcome, PortError>;
+
+    /// The head of `stream` kept outside the chain, if any.
+    async fn head(&self, stream: &str) -> Result<Option<ChainHead>, PortError>;
 
     /// Up to `limit` records of `stream` with `seq > after`, in order.
     async fn read(

@@ -50,6 +50,11 @@ pub struct IdempotencyRecord {
     pub payload_hash: String,
     /// The serialised result, once completed.
     pub result: Option<String>,
+    /// The fencing token of the invocation that took the lock: a random id, kept when the
+    /// record completes. Completing, finalising and deleting are conditional on it, so a late
+    /// or duplicate invocation can never overwrite or delete the owner's record. Empty on
+    /// records written before leases existed (nothing can match it).
+    pub lease: String,
 }
 
 /// Why a lock could not be taken.
@@ -75,12 +80,15 @@ pub trait IdempotencyStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), PutInProgressError>;
 
-    /// Overwrites the record at `record.key` (to mark it completed).
+    /// Overwrites the record at `record.key` (to mark it completed) if the stored record still
+    /// carries `record.lease`; [`PortError::Conflict`] otherwise (another invocation took the
+    /// key over, or it is gone), and nothing is written.
     async fn update(&self, record: &IdempotencyRecord) -> Result<(), PortError>;
 
     /// The record at `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, PortError>;
 
-    /// Removes the record at `key` (after a failure, so a retry may run).
-    async fn delete(&self, key: &str) -> Result<(), PortError>;
+    /// Removes the record at `key` (after a failure, so a retry may run) if it still carries
+    /// `lease`; [`PortError::Conflict`] otherwise, and nothing is removed.
+    async fn delete(&self, key: &str, lease: &str) -> Result<(), PortError>;
 }

@@ -12,7 +12,7 @@ pub mod queue;
 pub mod secrets;
 pub mod store;
 
-pub use audit::{AppendOutcome, AuditRecord, AuditStore};
+pub use audit::{AppendOutcome, AuditRecord, AuditStore, ChainHead};
 pub use events::{BusEvent, EventPublisher};
 pub use idempotency::{IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutInProgressError};
 pub use objects::{FetchedObject, ObjectLocation, ObjectSource, Spool};

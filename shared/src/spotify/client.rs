@@ -509,8 +509,10 @@ impl SpotifySession {
     ) -> Result<String, SpotifyError> {
         let url = format!("{}{}", self.inner.config.api_base_url, path);
         let mut renewed = false;
+        // The token Spotify refused, so that only a token that is still that one is renewed.
+        let mut refused_token: Option<SecretString> = None;
         loop {
-            let token = self.token(auth, renewed).await?;
+            let token = self.token(auth, refused_token.as_ref()).await?;
             let headers: Headers = [(
                 "authorization".to_owned(),
                 format!("Bearer {}", token.expose_secret()),
@@ -538,6 +540,7 @@ impl SpotifySession {
                 401 if !renewed => {
                     // An expired or revoked access token: renew once and repeat the call.
                     renewed = true;
+                    refused_token = Some(token);
                     self.note_retry();
                     continue;
                 }
@@ -575,17 +578,24 @@ impl SpotifySession {
         Ok(value)
     }
 
-    /// A valid access token for `auth`, fetched or refreshed when needed (or when `force`).
-    async fn token(&self, auth: Auth, force: bool) -> Result<SecretString, SpotifyError> {
+    /// A valid access token for `auth`, fetched or refreshed when needed: none yet, near its
+    /// expiry, or still the `refused` one. One refresher: the slot's lock is held across the
+    /// request, so concurrent callers wait for the one fetch and then share its token; a caller
+    /// whose refused token was already replaced by another's refresh takes the new one
+    /// without refreshing again.
+    async fn token(
+        &self,
+        auth: Auth,
+        refused: Option<&SecretString>,
+    ) -> Result<SecretString, SpotifyError> {
         let slot = match auth {
             Auth::App => &self.inner.app_token,
             Auth::User => &self.inner.user_token,
         };
-        // Held across the request so concurrent calls share one token fetch.
         let mut guard = slot.lock().await;
         if let Some(token) = guard.as_ref()
-            && !force
             && Instant::now() < token.renew_at
+            && refused.is_none_or(|r| r.expose_secret() != token.value.expose_secret())
         {
             return Ok(token.value.clone());
         }
@@ -860,6 +870,9 @@ const ALBUMS: ObjectKind = ObjectKind {
     several_op: "albums.several",
 };
 
+/// The longest access-token lifetime believed (Spotify's are an hour).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
+
 #[derive(serde::Deserialize)]
 struct TokenResponse {
     access_token: SecretString,
@@ -869,7 +882,9 @@ struct TokenResponse {
 
 impl TokenResponse {
     fn into_access(self) -> AccessToken {
-        let lifetime = Duration::from_secs(self.expires_in.unwrap_or(3600));
+        // Capped: the value comes from outside, and an `Instant` overflows on absurd lifetimes.
+        let lifetime =
+            Duration::from_secs(self.expires_in.unwrap_or(3600).min(MAX_TOKEN_LIFETIME_SECS));
         AccessToken {
             value: self.access_token,
             renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
@@ -1173,5 +1188,104 @@ mod tests {
             retry_after: Duration::from_secs(7),
         };
         assert_eq!(err.class(), ErrorClass::RateLimited(Duration::from_secs(7)));
+    }
+}
+
+/// Property-based fuzzing of every Spotify response decoder and of token responses: near-valid
+/// responses (recorded shapes with subtrees replaced, removed or retyped) and arbitrary JSON
+/// never panic, in decoding or in conversion to the model.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::fuzz::{arb_json, arb_text, near};
+    use crate::spotify::wire::{WAlbum, WArtist, WPage, WPlaylist, WTrack};
+
+    const ARTIST: &str = r#"{"external_urls": {"spotify": "https://open.spotify.com/artist/0OdUWJ0sBjDrqHygGUXeCF"}, "followers": {"href": null, "total": 306565}, "genres": ["indie folk", "indie pop"], "href": "https://api.spotify.com/v1/artists/0OdUWJ0sBjDrqHygGUXeCF", "id": "0OdUWJ0sBjDrqHygGUXeCF", "images": [{"height": 816, "url": "https://i.scdn.co/image/eb266625dab075341e8c4378a177a27370f91903", "width": 1000}, {"height": 522, "url": "https://i.scdn.co/image/2f91c3cace3c5a6a48f3d0e2fd21364d4911b332", "width": 640}, {"height": 163, "url": "https://i.scdn.co/image/2efc93d7ee88435116093274980f04ebceb7b527", "width": 200}, {"height": 52, "url": "https://i.scdn.co/image/4f25297750dfa4051195c36809a9049f6b841a23", "width": 64}], "name": "Band of Horses", "popularity": 59, "type": "artist", "uri": "spotify:artist:0OdUWJ0sBjDrqHygGUXeCF"}"#;
+    const TRACK: &str = r#"{"album": {"album_type": "album", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0C0XlULifJtAgn6ZNCW2eu"}, "href": "https://api.spotify.com/v1/artists/0C0XlULifJtAgn6ZNCW2eu", "id": "0C0XlULifJtAgn6ZNCW2eu", "name": "The Killers", "type": "artist", "uri": "spotify:artist:0C0XlULifJtAgn6ZNCW2eu"}], "available_markets": [], "external_urls": {"spotify": "https://open.spotify.com/album/4OHNH3sDzIxnmUADXzv2kT"}, "href": "https://api.spotify.com/v1/albums/4OHNH3sDzIxnmUADXzv2kT", "id": "4OHNH3sDzIxnmUADXzv2kT", "images": [{"height": 640, "url": "https://i.scdn.co/image/ac68a9e4a867ec3ce8249cd90a2d7c73755fb487", "width": 629}], "name": "Hot Fuss (Deluxe Version)", "release_date": "2004-06-15", "release_date_precision": "day", "total_tracks": 13, "type": "album", "uri": "spotify:album:4OHNH3sDzIxnmUADXzv2kT"}, "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0C0XlULifJtAgn6ZNCW2eu"}, "href": "https://api.spotify.com/v1/artists/0C0XlULifJtAgn6ZNCW2eu", "id": "0C0XlULifJtAgn6ZNCW2eu", "name": "The Killers", "type": "artist", "uri": "spotify:artist:0C0XlULifJtAgn6ZNCW2eu"}], "available_markets": [], "disc_number": 1, "duration_ms": 222200, "explicit": false, "external_ids": {"isrc": "GBFFP0300052"}, "external_urls": {"spotify": "https://open.spotify.com/track/3n3Ppam7vgaVa1iaRUc9Lp"}, "href": "https://api.spotify.com/v1/tracks/3n3Ppam7vgaVa1iaRUc9Lp", "id": "3n3Ppam7vgaVa1iaRUc9Lp", "name": "Mr. Brightside", "popularity": 73, "preview_url": null, "track_number": 2, "type": "track", "uri": "spotify:track:3n3Ppam7vgaVa1iaRUc9Lp"}"#;
+    const ALBUMS_PAGE: &str = r#"{"href": "https://api.spotify.com/v1/artists/1vCWHaC5f2uS3yhpwWbIA6/albums?offset=0&limit=2&include_groups=single&market=ES", "items": [{"album_group": "single", "album_type": "single", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/1vCWHaC5f2uS3yhpwWbIA6"}, "href": "https://api.spotify.com/v1/artists/1vCWHaC5f2uS3yhpwWbIA6", "id": "1vCWHaC5f2uS3yhpwWbIA6", "name": "Avicii", "type": "artist", "uri": "spotify:artist:1vCWHaC5f2uS3yhpwWbIA6"}, {"external_urls": {"spotify": "https://open.spotify.com/artist/1Cs0zKBU1kc0i8ypK3B9ai"}, "href": "https://api.spotify.com/v1/artists/1Cs0zKBU1kc0i8ypK3B9ai", "id": "1Cs0zKBU1kc0i8ypK3B9ai", "name": "David Guetta", "type": "artist", "uri": "spotify:artist:1Cs0zKBU1kc0i8ypK3B9ai"}, {"external_urls": {"spotify": "https://open.spotify.com/artist/19HFRWmRCl27kTk6LeqAO8"}, "href": "https://api.spotify.com/v1/artists/19HFRWmRCl27kTk6LeqAO8", "id": "19HFRWmRCl27kTk6LeqAO8", "name": "MORTEN", "type": "artist", "uri": "spotify:artist:19HFRWmRCl27kTk6LeqAO8"}], "external_urls": {"spotify": "https://open.spotify.com/album/37bCTD5iLWMpDcBanNkkXB"}, "href": "https://api.spotify.com/v1/albums/37bCTD5iLWMpDcBanNkkXB", "id": "37bCTD5iLWMpDcBanNkkXB", "images": [{"height": 640, "url": "https://i.scdn.co/image/5eeb367a91e7abb76ae6cb15ada77dde636ef740", "width": 640}], "name": "Heaven (David Guetta & MORTEN Remix)", "release_date": "2019-08-23", "release_date_precision": "day", "total_tracks": 2, "type": "album", "uri": "spotify:album:37bCTD5iLWMpDcBanNkkXB"}, {"album_group": "single", "album_type": "single", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/1vCWHaC5f2uS3yhpwWbIA6"}, "href": "https://api.spotify.com/v1/artists/1vCWHaC5f2uS3yhpwWbIA6", "id": "1vCWHaC5f2uS3yhpwWbIA6", "name": "Avicii", "type": "artist", "uri": "spotify:artist:1vCWHaC5f2uS3yhpwWbIA6"}], "external_urls": {"spotify": "https://open.spotify.com/album/7CvAfGvq4RlIwEbT9o8Iav"}, "href": "https://api.spotify.com/v1/albums/7CvAfGvq4RlIwEbT9o8Iav", "id": "7CvAfGvq4RlIwEbT9o8Iav", "images": [{"height": 640, "url": "https://i.scdn.co/image/fc52325821e3626ab74ee873aa5add2f61f73fd6", "width": 640}], "name": "Tough Love (Ti\u00ebsto Remix)", "release_date": "2019-06-14", "release_date_precision": "day", "total_tracks": 2, "type": "album", "uri": "spotify:album:7CvAfGvq4RlIwEbT9o8Iav"}], "limit": 2, "next": "https://api.spotify.com/v1/artists/1vCWHaC5f2uS3yhpwWbIA6/albums?offset=2&limit=2&include_groups=single&market=ES", "offset": 0, "previous": null, "total": 64}"#;
+    const PLAYLIST: &str = r#"{"collaborative": false, "description": "A playlist for testing pourposes", "external_urls": {"spotify": "https://open.spotify.com/playlist/3cEYpjA9oz9GiPac4AsH4n"}, "href": "https://api.spotify.com/v1/playlists/3cEYpjA9oz9GiPac4AsH4n?locale=en-US%2Cen%3Bq%3D0.9", "id": "3cEYpjA9oz9GiPac4AsH4n", "images": [{"url": "https://image-cdn-ak.spotifycdn.com/image/ab67706c0000da848d0ce13d55f634e290f744ba", "height": null, "width": null}], "name": "Spotify Web API Testing playlist", "owner": {"external_urls": {"spotify": "https://open.spotify.com/user/jmperezperez"}, "href": "https://api.spotify.com/v1/users/jmperezperez", "id": "jmperezperez", "type": "user", "uri": "spotify:user:jmperezperez", "display_name": "JMPerez\u00b2"}, "public": true, "snapshot_id": "AAAAEur2+1I6iINI0+04uFfVLiVJraUQ", "items": {"href": "https://api.spotify.com/v1/playlists/3cEYpjA9oz9GiPac4AsH4n/items?offset=0&limit=100&locale=en-US,en;q%3D0.9", "limit": 100, "next": null, "offset": 0, "previous": null, "total": 5, "items": [{"added_at": "2015-01-15T12:39:22Z", "added_by": {"external_urls": {"spotify": "https://open.spotify.com/user/jmperezperez"}, "href": "https://api.spotify.com/v1/users/jmperezperez", "id": "jmperezperez", "type": "user", "uri": "spotify:user:jmperezperez"}, "is_local": false, "item": {"album": {"album_type": "compilation", "total_tracks": 20, "external_urls": {"spotify": "https://open.spotify.com/album/2pANdqPvxInB0YvcDiw4ko"}, "href": "https://api.spotify.com/v1/albums/2pANdqPvxInB0YvcDiw4ko", "id": "2pANdqPvxInB0YvcDiw4ko", "images": [{"url": "https://i.scdn.co/image/ab67616d0000b273ce6d0eef0c1ce77e5f95bbbc", "height": 640, "width": 640}, {"url": "https://i.scdn.co/image/ab67616d00001e02ce6d0eef0c1ce77e5f95bbbc", "height": 300, "width": 300}, {"url": "https://i.scdn.co/image/ab67616d00004851ce6d0eef0c1ce77e5f95bbbc", "height": 64, "width": 64}], "name": "Progressive Psy Trance Picks Vol.8", "release_date": "2012-04-02", "release_date_precision": "day", "type": "album", "uri": "spotify:album:2pANdqPvxInB0YvcDiw4ko", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0LyfQWJT6nXafLPZqxe9Of"}, "href": "https://api.spotify.com/v1/artists/0LyfQWJT6nXafLPZqxe9Of", "id": "0LyfQWJT6nXafLPZqxe9Of", "name": "Various Artists", "type": "artist", "uri": "spotify:artist:0LyfQWJT6nXafLPZqxe9Of"}]}, "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/6eSdhw46riw2OUHgMwR8B5"}, "href": "https://api.spotify.com/v1/artists/6eSdhw46riw2OUHgMwR8B5", "id": "6eSdhw46riw2OUHgMwR8B5", "name": "Odiseo", "type": "artist", "uri": "spotify:artist:6eSdhw46riw2OUHgMwR8B5"}], "disc_number": 1, "duration_ms": 376000, "explicit": false, "external_ids": {"isrc": "DEKC41200989"}, "external_urls": {"spotify": "https://open.spotify.com/track/4rzfv0JLZfVhOhbSQ8o5jZ"}, "href": "https://api.spotify.com/v1/tracks/4rzfv0JLZfVhOhbSQ8o5jZ", "id": "4rzfv0JLZfVhOhbSQ8o5jZ", "name": "Api", "popularity": 6, "preview_url": null, "track_number": 10, "type": "track", "uri": "spotify:track:4rzfv0JLZfVhOhbSQ8o5jZ", "is_local": false, "episode": false, "track": true}, "track": {"album": {"album_type": "compilation", "total_tracks": 20, "external_urls": {"spotify": "https://open.spotify.com/album/2pANdqPvxInB0YvcDiw4ko"}, "href": "https://api.spotify.com/v1/albums/2pANdqPvxInB0YvcDiw4ko", "id": "2pANdqPvxInB0YvcDiw4ko", "images": [{"url": "https://i.scdn.co/image/ab67616d0000b273ce6d0eef0c1ce77e5f95bbbc", "height": 640, "width": 640}, {"url": "https://i.scdn.co/image/ab67616d00001e02ce6d0eef0c1ce77e5f95bbbc", "height": 300, "width": 300}, {"url": "https://i.scdn.co/image/ab67616d00004851ce6d0eef0c1ce77e5f95bbbc", "height": 64, "width": 64}], "name": "Progressive Psy Trance Picks Vol.8", "release_date": "2012-04-02", "release_date_precision": "day", "type": "album", "uri": "spotify:album:2pANdqPvxInB0YvcDiw4ko", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0LyfQWJT6nXafLPZqxe9Of"}, "href": "https://api.spotify.com/v1/artists/0LyfQWJT6nXafLPZqxe9Of", "id": "0LyfQWJT6nXafLPZqxe9Of", "name": "Various Artists", "type": "artist", "uri": "spotify:artist:0LyfQWJT6nXafLPZqxe9Of"}]}, "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/6eSdhw46riw2OUHgMwR8B5"}, "href": "https://api.spotify.com/v1/artists/6eSdhw46riw2OUHgMwR8B5", "id": "6eSdhw46riw2OUHgMwR8B5", "name": "Odiseo", "type": "artist", "uri": "spotify:artist:6eSdhw46riw2OUHgMwR8B5"}], "disc_number": 1, "duration_ms": 376000, "explicit": false, "external_ids": {"isrc": "DEKC41200989"}, "external_urls": {"spotify": "https://open.spotify.com/track/4rzfv0JLZfVhOhbSQ8o5jZ"}, "href": "https://api.spotify.com/v1/tracks/4rzfv0JLZfVhOhbSQ8o5jZ", "id": "4rzfv0JLZfVhOhbSQ8o5jZ", "name": "Api", "popularity": 6, "preview_url": null, "track_number": 10, "type": "track", "uri": "spotify:track:4rzfv0JLZfVhOhbSQ8o5jZ", "is_local": false, "episode": false, "track": true}, "primary_color": null, "video_thumbnail": {"url": null}}]}, "tracks": {"href": "https://api.spotify.com/v1/playlists/3cEYpjA9oz9GiPac4AsH4n/tracks?offset=0&limit=100&locale=en-US,en;q%3D0.9", "limit": 100, "next": null, "offset": 0, "previous": null, "total": 5, "items": [{"added_at": "2015-01-15T12:39:22Z", "added_by": {"external_urls": {"spotify": "https://open.spotify.com/user/jmperezperez"}, "href": "https://api.spotify.com/v1/users/jmperezperez", "id": "jmperezperez", "type": "user", "uri": "spotify:user:jmperezperez"}, "is_local": false, "item": {"album": {"album_type": "compilation", "total_tracks": 20, "external_urls": {"spotify": "https://open.spotify.com/album/2pANdqPvxInB0YvcDiw4ko"}, "href": "https://api.spotify.com/v1/albums/2pANdqPvxInB0YvcDiw4ko", "id": "2pANdqPvxInB0YvcDiw4ko", "images": [{"url": "https://i.scdn.co/image/ab67616d0000b273ce6d0eef0c1ce77e5f95bbbc", "height": 640, "width": 640}, {"url": "https://i.scdn.co/image/ab67616d00001e02ce6d0eef0c1ce77e5f95bbbc", "height": 300, "width": 300}, {"url": "https://i.scdn.co/image/ab67616d00004851ce6d0eef0c1ce77e5f95bbbc", "height": 64, "width": 64}], "name": "Progressive Psy Trance Picks Vol.8", "release_date": "2012-04-02", "release_date_precision": "day", "type": "album", "uri": "spotify:album:2pANdqPvxInB0YvcDiw4ko", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0LyfQWJT6nXafLPZqxe9Of"}, "href": "https://api.spotify.com/v1/artists/0LyfQWJT6nXafLPZqxe9Of", "id": "0LyfQWJT6nXafLPZqxe9Of", "name": "Various Artists", "type": "artist", "uri": "spotify:artist:0LyfQWJT6nXafLPZqxe9Of"}]}, "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/6eSdhw46riw2OUHgMwR8B5"}, "href": "https://api.spotify.com/v1/artists/6eSdhw46riw2OUHgMwR8B5", "id": "6eSdhw46riw2OUHgMwR8B5", "name": "Odiseo", "type": "artist", "uri": "spotify:artist:6eSdhw46riw2OUHgMwR8B5"}], "disc_number": 1, "duration_ms": 376000, "explicit": false, "external_ids": {"isrc": "DEKC41200989"}, "external_urls": {"spotify": "https://open.spotify.com/track/4rzfv0JLZfVhOhbSQ8o5jZ"}, "href": "https://api.spotify.com/v1/tracks/4rzfv0JLZfVhOhbSQ8o5jZ", "id": "4rzfv0JLZfVhOhbSQ8o5jZ", "name": "Api", "popularity": 6, "preview_url": null, "track_number": 10, "type": "track", "uri": "spotify:track:4rzfv0JLZfVhOhbSQ8o5jZ", "is_local": false, "episode": false, "track": true}, "track": {"album": {"album_type": "compilation", "total_tracks": 20, "external_urls": {"spotify": "https://open.spotify.com/album/2pANdqPvxInB0YvcDiw4ko"}, "href": "https://api.spotify.com/v1/albums/2pANdqPvxInB0YvcDiw4ko", "id": "2pANdqPvxInB0YvcDiw4ko", "images": [{"url": "https://i.scdn.co/image/ab67616d0000b273ce6d0eef0c1ce77e5f95bbbc", "height": 640, "width": 640}, {"url": "https://i.scdn.co/image/ab67616d00001e02ce6d0eef0c1ce77e5f95bbbc", "height": 300, "width": 300}, {"url": "https://i.scdn.co/image/ab67616d00004851ce6d0eef0c1ce77e5f95bbbc", "height": 64, "width": 64}], "name": "Progressive Psy Trance Picks Vol.8", "release_date": "2012-04-02", "release_date_precision": "day", "type": "album", "uri": "spotify:album:2pANdqPvxInB0YvcDiw4ko", "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/0LyfQWJT6nXafLPZqxe9Of"}, "href": "https://api.spotify.com/v1/artists/0LyfQWJT6nXafLPZqxe9Of", "id": "0LyfQWJT6nXafLPZqxe9Of", "name": "Various Artists", "type": "artist", "uri": "spotify:artist:0LyfQWJT6nXafLPZqxe9Of"}]}, "artists": [{"external_urls": {"spotify": "https://open.spotify.com/artist/6eSdhw46riw2OUHgMwR8B5"}, "href": "https://api.spotify.com/v1/artists/6eSdhw46riw2OUHgMwR8B5", "id": "6eSdhw46riw2OUHgMwR8B5", "name": "Odiseo", "type": "artist", "uri": "spotify:artist:6eSdhw46riw2OUHgMwR8B5"}], "disc_number": 1, "duration_ms": 376000, "explicit": false, "external_ids": {"isrc": "DEKC41200989"}, "external_urls": {"spotify": "https://open.spotify.com/track/4rzfv0JLZfVhOhbSQ8o5jZ"}, "href": "https://api.spotify.com/v1/tracks/4rzfv0JLZfVhOhbSQ8o5jZ", "id": "4rzfv0JLZfVhOhbSQ8o5jZ", "name": "Api", "popularity": 6, "preview_url": null, "track_number": 10, "type": "track", "uri": "spotify:track:4rzfv0JLZfVhOhbSQ8o5jZ", "is_local": false, "episode": false, "track": true}, "primary_color": null, "video_thumbnail": {"url": null}}]}, "type": "playlist", "uri": "spotify:playlist:3cEYpjA9oz9GiPac4AsH4n", "followers": {"href": null, "total": 1475}, "primary_color": null}"#;
+    const TOKEN: &str = r#"{"access_token":"fixture-access-token","token_type":"Bearer","scope":"playlist-modify-private","expires_in":3600,"refresh_token":"fixture-refresh-token"}"#;
+
+    fn template(text: &str) -> Value {
+        serde_json::from_str(text).expect("a valid template")
+    }
+
+    /// Decodes `body` as every response type and converts what decodes.
+    fn decode_all(body: &str) {
+        if let Ok(w) = decode::<WArtist>("artist", body) {
+            let _ = convert::<_, crate::spotify::model::Artist>("artist", w);
+        }
+        if let Ok(w) = decode::<WTrack>("track", body) {
+            let _ = convert::<_, crate::spotify::model::Track>("track", w);
+        }
+        if let Ok(w) = decode::<WAlbum>("album", body) {
+            let _ = convert::<_, crate::spotify::model::Album>("album", w);
+        }
+        let _ = decode::<WPage<WAlbum>>("artist.albums", body);
+        if let Ok(w) = decode::<WPlaylist>("playlist", body) {
+            let _ = convert::<_, crate::spotify::model::Playlist>("playlist", w);
+        }
+        if let Ok(token) = decode::<TokenResponse>("token.refresh", body) {
+            // The token's lifetime comes from outside too: any `expires_in` must be usable.
+            let _ = token.into_access();
+        }
+        let _ = error_message(body);
+        let _ = oauth_error(body);
+    }
+
+    #[test]
+    fn templates_decode() {
+        assert!(decode::<WArtist>("artist", ARTIST).is_ok());
+        assert!(decode::<WTrack>("track", TRACK).is_ok());
+        assert!(decode::<WPage<WAlbum>>("artist.albums", ALBUMS_PAGE).is_ok());
+        assert!(decode::<WPlaylist>("playlist", PLAYLIST).is_ok());
+        assert!(decode::<TokenResponse>("token", TOKEN).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn near_valid_artists_never_panic(v in near(template(ARTIST))) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn near_valid_tracks_never_panic(v in near(template(TRACK))) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn near_valid_album_pages_never_panic(v in near(template(ALBUMS_PAGE))) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn near_valid_playlists_never_panic(v in near(template(PLAYLIST))) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn near_valid_token_responses_never_panic(v in near(template(TOKEN))) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn any_token_lifetime_is_usable(expires_in in any::<u64>()) {
+            let body = format!(r#"{{"access_token":"t","expires_in":{expires_in}}}"#);
+            let token = decode::<TokenResponse>("token", &body).expect("decodes");
+            let _ = token.into_access();
+        }
+
+        #[test]
+        fn any_json_never_panics(v in arb_json()) {
+            decode_all(&v.to_string());
+        }
+
+        #[test]
+        fn any_text_never_panics(text in arb_text()) {
+            decode_all(&text);
+        }
     }
 }

@@ -237,3 +237,63 @@ mod tests {
         assert!(err.to_string().contains("eventSource"), "{err}");
     }
 }
+
+/// Property-based fuzzing: no notification, however malformed, makes the decoder panic; what
+/// it accepts always names an S3 location.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::S3Notification;
+    use crate::fuzz::{arb_json, arb_text, near};
+    use crate::ports::ObjectLocation;
+
+    fn notification() -> Value {
+        json!({ "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "eu-west-1",
+            "eventTime": "2026-11-25T06:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "bucket": { "name": "reports", "arn": "arn:aws:s3:::reports" },
+                "object": { "key": "label/2026-11+report%281%29.csv", "size": 1024,
+                            "eTag": "0123456789abcdef", "versionId": "v1" }
+            }
+        }]})
+    }
+
+    fn check(value: Value) {
+        if let Ok(notification) = S3Notification::from_value(value) {
+            for object in &notification.objects {
+                assert!(matches!(object.location, ObjectLocation::S3 { .. }));
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn near_valid_notifications_never_panic(value in near(notification())) {
+            check(value);
+        }
+
+        #[test]
+        fn any_json_never_panics(value in arb_json()) {
+            check(value);
+        }
+
+        #[test]
+        fn any_text_never_panics(text in arb_text()) {
+            let _ = serde_json::from_str::<S3Notification>(&text);
+        }
+
+        #[test]
+        fn any_key_never_panics(key in ".{0,300}") {
+            let mut value = notification();
+            value["Records"][0]["s3"]["object"]["key"] = Value::String(key);
+            check(value);
+        }
+    }
+}

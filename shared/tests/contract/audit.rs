@@ -231,3 +231,167 @@ async fn fifty_concurrent_writers_lose_nothing(store: Arc<dyn AuditStore>) {
     expected.sort();
     assert_eq!(written, expected);
 }
+
+// --- tampering with the stored records ------------------------------------------------------
+
+/// Raw access to the records behind an adapter, as someone with write access to the table.
+enum Raw {
+    Sqlite(backbone::local::LocalDb),
+    Dynamo(aws_sdk_dynamodb::Client, String),
+}
+
+impl Raw {
+    async fn delete(&self, stream: &str, seq: u64) {
+        match self {
+            Raw::Sqlite(db) => {
+                db.execute(&format!(
+                    "DELETE FROM audit WHERE stream = '{stream}' AND seq = {seq}"
+                ))
+                .await
+                .unwrap();
+            }
+            Raw::Dynamo(client, table) => {
+                client
+                    .delete_item()
+                    .table_name(table)
+                    .key(
+                        "stream",
+                        aws_sdk_dynamodb::types::AttributeValue::S(stream.into()),
+                    )
+                    .key(
+                        "seq",
+                        aws_sdk_dynamodb::types::AttributeValue::N(seq.to_string()),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn edit_subject(&self, stream: &str, seq: u64) {
+        match self {
+            Raw::Sqlite(db) => {
+                db.execute(&format!(
+                    "UPDATE audit SET record = json_set(record, '$.subject', 'forged') \
+                     WHERE stream = '{stream}' AND seq = {seq}"
+                ))
+                .await
+                .unwrap();
+            }
+            Raw::Dynamo(client, table) => {
+                client
+                    .update_item()
+                    .table_name(table)
+                    .key(
+                        "stream",
+                        aws_sdk_dynamodb::types::AttributeValue::S(stream.into()),
+                    )
+                    .key(
+                        "seq",
+                        aws_sdk_dynamodb::types::AttributeValue::N(seq.to_string()),
+                    )
+                    .update_expression("SET subject = :s")
+                    .expression_attribute_values(
+                        ":s",
+                        aws_sdk_dynamodb::types::AttributeValue::S("forged".into()),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn tampering_is_detected(store: Arc<dyn AuditStore>, raw: Raw) {
+    use backbone::audit::ChainProblem;
+    let log = log(store.clone());
+    let fill = |stream: String| {
+        let log = log.clone();
+        async move {
+            for _ in 0..5 {
+                log.append(entry(&stream, None, "completed"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            stream
+        }
+    };
+    let head = store.head(&unique("none")).await.unwrap();
+    assert_eq!(head, None);
+
+    let edited = fill(unique("edited")).await;
+    let intact = log.verify(&edited).await.unwrap();
+    assert!(intact.is_intact(), "{intact:?}");
+    assert_eq!(store.head(&edited).await.unwrap().unwrap().seq, 5);
+    raw.edit_subject(&edited, 3).await;
+    assert_eq!(
+        log.verify(&edited).await.unwrap().problems,
+        vec![ChainProblem::Altered { seq: 3 }]
+    );
+
+    let gapped = fill(unique("gapped")).await;
+    raw.delete(&gapped, 2).await;
+    let problems = log.verify(&gapped).await.unwrap().problems;
+    assert!(
+        problems.contains(&ChainProblem::Gap {
+            expected: 2,
+            found: 3
+        }),
+        "{problems:?}"
+    );
+
+    // The last two records deleted: the chain that is left is intact, the head is not.
+    let truncated = fill(unique("truncated")).await;
+    raw.delete(&truncated, 5).await;
+    raw.delete(&truncated, 4).await;
+    assert_eq!(
+        log.verify(&truncated).await.unwrap().problems,
+        vec![ChainProblem::Truncated {
+            head_seq: 5,
+            last_seq: 3
+        }]
+    );
+    // Every record deleted: the stream is still listed and reported.
+    for seq in 1..=3 {
+        raw.delete(&truncated, seq).await;
+    }
+    let all = log.verify_all().await.unwrap();
+    let report = all.iter().find(|r| r.stream == truncated).unwrap();
+    assert_eq!(
+        report.problems,
+        vec![ChainProblem::Truncated {
+            head_seq: 5,
+            last_seq: 0
+        }]
+    );
+    // And a truncated stream takes no new records on top of the hole.
+    assert!(
+        log.append(entry(&truncated, None, "completed"))
+            .await
+            .is_err()
+    );
+}
+
+mod tampering_is_detected {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let db = crate::helpers::local_db();
+        super::tampering_is_detected(std::sync::Arc::new(db.clone()), super::Raw::Sqlite(db)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb() {
+        let sdk = crate::require_moto!();
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = crate::helpers::audit_table(&sdk).await;
+        let store = backbone::aws::DynamoAuditStore::new(client.clone(), table.clone());
+        super::tampering_is_detected(
+            std::sync::Arc::new(store),
+            super::Raw::Dynamo(client, table),
+        )
+        .await;
+    }
+}

@@ -280,6 +280,7 @@ async fn idempotency_lock_reads_the_blocker_when_the_failure_carries_no_item() {
         in_progress_expires_at: Some(now + chrono::Duration::seconds(30)),
         payload_hash: "h".into(),
         result: None,
+        lease: "lease".into(),
     };
     match store.put_in_progress(&record, now).await {
         Err(PutInProgressError::Exists(existing)) => {

@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use backbone::audit::{AuditEntry, AuditLog};
 use backbone::aws::{DynamoAuditStore, DynamoIdempotencyStore, DynamoStore};
 use backbone::clock::{Clock, ManualClock};
+use backbone::error::PortError;
 use backbone::idempotency::{Begin, Idempotency, IdempotencyError};
 use backbone::ports::{
     AuditStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, ItemKey,
@@ -52,6 +53,8 @@ idempotency_contract!(
     abandoned_lock_lets_a_retry_run,
     completed_record_expires,
     blocking_record_comes_back_intact,
+    no_remaining_time_fails_closed,
+    late_invocation_cannot_touch_the_owners_record,
 );
 
 fn machine(store: Arc<dyn IdempotencyStore>) -> (Idempotency, Arc<ManualClock>) {
@@ -158,7 +161,11 @@ async fn completed_record_expires(store: Arc<dyn IdempotencyStore>) {
     ));
     clock.advance(Duration::seconds(1));
     let lock = run(idempotency
-        .begin(&key, "other-payload-now-fine", clock.now())
+        .begin(
+            &key,
+            "other-payload-now-fine",
+            clock.now() + Duration::seconds(5),
+        )
         .await);
     idempotency.complete(lock, "second".into()).await.unwrap();
 }
@@ -171,6 +178,7 @@ async fn blocking_record_comes_back_intact(store: Arc<dyn IdempotencyStore>) {
         in_progress_expires_at: Some(t0() + Duration::milliseconds(59_999)),
         payload_hash: "abc".into(),
         result: None,
+        lease: "lease-of-the-owner".into(),
     };
     store.put_in_progress(&record, t0()).await.unwrap();
     let mut second = record.clone();
@@ -196,8 +204,91 @@ async fn blocking_record_comes_back_intact(store: Arc<dyn IdempotencyStore>) {
         Err(PutInProgressError::Exists(existing)) => assert_eq!(*existing, done),
         other => panic!("expected the completed record, got {other:?}"),
     }
-    store.delete(&record.key).await.unwrap();
+    // Another lease can neither overwrite nor delete it.
+    let mut rival = done.clone();
+    rival.lease = "lease-of-a-late-invocation".into();
+    rival.result = Some("[9]".into());
+    assert!(matches!(
+        store.update(&rival).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.delete(&record.key, &rival.lease).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert_eq!(store.get(&record.key).await.unwrap(), Some(done.clone()));
+    store.delete(&record.key, &record.lease).await.unwrap();
+    assert!(matches!(
+        store.update(&done).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert_eq!(store.get(&record.key).await.unwrap(), None);
     store.put_in_progress(&second, t0()).await.unwrap();
+}
+
+async fn no_remaining_time_fails_closed(store: Arc<dyn IdempotencyStore>) {
+    let (idempotency, clock) = machine(store.clone());
+    let key = unique("task#msg");
+    for deadline in [
+        clock.now(),
+        clock.now() - Duration::seconds(1),
+        DateTime::<Utc>::UNIX_EPOCH,
+    ] {
+        assert!(matches!(
+            idempotency.begin(&key, "h", deadline).await,
+            Err(IdempotencyError::NoLease { .. })
+        ));
+    }
+    // Nothing was written: no lock without a lease.
+    assert_eq!(store.get(&key).await.unwrap(), None);
+    let lock = run(idempotency
+        .begin(&key, "h", clock.now() + Duration::milliseconds(1))
+        .await);
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        record.in_progress_expires_at,
+        Some(clock.now() + Duration::milliseconds(1))
+    );
+    assert_eq!(record.lease, lock.lease());
+    idempotency.complete(lock, "1".into()).await.unwrap();
+}
+
+async fn late_invocation_cannot_touch_the_owners_record(store: Arc<dyn IdempotencyStore>) {
+    let (idempotency, clock) = machine(store.clone());
+    let key = unique("task#msg");
+    let late = run(idempotency
+        .begin(&key, "h", clock.now() + Duration::seconds(30))
+        .await);
+    // The late invocation outlives its deadline; a redelivery takes the lock over.
+    clock.advance(Duration::seconds(31));
+    let owner = run(idempotency
+        .begin(&key, "h", clock.now() + Duration::seconds(30))
+        .await);
+    assert_ne!(late.lease(), owner.lease());
+    let late_lease = late.lease().to_owned();
+    assert!(matches!(
+        idempotency.complete(late, "\"late\"".into()).await,
+        Err(PortError::Conflict { .. })
+    ));
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(record.status, IdempotencyStatus::InProgress);
+    assert_eq!(record.lease, owner.lease());
+    // Nor can a late release delete the owner's lock.
+    assert!(matches!(
+        store.delete(&key, &late_lease).await,
+        Err(PortError::Conflict { .. })
+    ));
+    idempotency
+        .complete(owner, "\"owner\"".into())
+        .await
+        .unwrap();
+    match idempotency
+        .begin(&key, "h", clock.now() + Duration::seconds(30))
+        .await
+    {
+        Ok(Begin::Replay(record)) => assert_eq!(record.result.as_deref(), Some("\"owner\"")),
+        other => panic!("expected the owner's result, got {other:?}"),
+    }
 }
 
 // --- a killed invocation -------------------------------------------------------------------

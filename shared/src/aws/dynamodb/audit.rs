@@ -7,12 +7,14 @@
 //! |---|---|---|---|
 //! | record | the stream | 1, 2, ... | every [`AuditRecord`] field (`at` RFC 3339, `detail` JSON text) |
 //! | once-marker | `#once#<sha256(idempotency_key, action)>` | 0 | `idempotency_key`, `action`, `of_stream`, `of_seq` |
-//! | stream index | `#streams` | first 8 bytes of sha256(stream) as u64 | `name` |
+//! | stream index and head | `#streams` | first 8 bytes of sha256(stream) as u64 | `name`, `head_seq`, `head_hash` |
 //!
 //! An append is one `TransactWriteItems`: the record, conditional on `(stream, seq)` being free
 //! (else [`PortError::Conflict`]: another writer took the number), the once-marker, conditional
-//! on being absent (else [`AppendOutcome::Duplicate`]), and for `seq == 1` the stream index
-//! item. All or nothing, so no record exists without its marker and a duplicate writes nothing.
+//! on being absent (else [`AppendOutcome::Duplicate`]), and the stream's index item carrying
+//! its [`ChainHead`], conditional on the head being at `seq - 1` (absent for `seq == 1`). All
+//! or nothing, so no record exists without its marker and head, and a duplicate writes
+//! nothing. The head lives outside the chain, so deleting the last records is detected.
 //! `streams` queries the `#streams` partition instead of scanning the table. Stream names
 //! starting with `#` are reserved for these items.
 
@@ -28,7 +30,7 @@ use super::{Attrs, RawItem, n, s};
 use crate::aws::{adapter_error, sdk_error};
 use crate::error::PortError;
 use crate::hash::sha256_hex;
-use crate::ports::{AppendOutcome, AuditRecord, AuditStore};
+use crate::ports::{AppendOutcome, AuditRecord, AuditStore, ChainHead};
 
 /// The partition of the stream index.
 const STREAMS_PARTITION: &str = "#streams";
@@ -147,6 +149,33 @@ fn put(table: &str, item: RawItem, conditional: bool) -> Result<TransactWriteIte
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// The index item of `record`'s stream with the head moved to `record`, conditional on the
+/// head being at `record.seq - 1` (or absent, for the first record).
+fn head_put(table: &str, record: &AuditRecord) -> Result<TransactWriteItem, PortError> {
+    let item = HashMap::from([
+        ("stream".to_owned(), s(STREAMS_PARTITION)),
+        ("seq".to_owned(), n(index_seq(&record.stream))),
+        ("name".to_owned(), s(&record.stream)),
+        ("head_seq".to_owned(), n(record.seq)),
+        ("head_hash".to_owned(), s(&record.hash)),
+    ]);
+    let builder = Put::builder().table_name(table).set_item(Some(item));
+    let builder = if record.seq <= 1 {
+        builder
+            .condition_expression("attribute_not_exists(#stream)")
+            .expression_attribute_names("#stream", "stream")
+    } else {
+        builder
+            .condition_expression("#head_seq = :prev")
+            .expression_attribute_names("#head_seq", "head_seq")
+            .expression_attribute_values(":prev", n(record.seq - 1))
+    };
+    let put = builder
+        .build()
+        .map_err(|err| PortError::permanent("audit.append", err))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 /// What cancelled a transaction, from its per-item reasons (in request order).
 fn cancelled(
     reasons: &[Option<&str>],
@@ -157,7 +186,12 @@ fn cancelled(
     if has_marker && failed(1) {
         return Some(Ok(AppendOutcome::Duplicate));
     }
-    if failed(0) {
+    // The position is taken, or the head is elsewhere: another writer got there first.
+    if reasons
+        .iter()
+        .flatten()
+        .any(|code| *code == "ConditionalCheckFailed")
+    {
         return Some(Err(PortError::Conflict {
             operation: "audit.append",
         }));
@@ -234,14 +268,7 @@ impl AuditStore for DynamoAuditStore {
             ]);
             items.push(put(&self.table, marker, true)?);
         }
-        if record.seq == 1 {
-            let index = HashMap::from([
-                ("stream".to_owned(), s(STREAMS_PARTITION)),
-                ("seq".to_owned(), n(index_seq(&record.stream))),
-                ("name".to_owned(), s(&record.stream)),
-            ]);
-            items.push(put(&self.table, index, false)?);
-        }
+        items.push(head_put(&self.table, record)?);
         let result = self
             .client
             .transact_write_items()
@@ -265,6 +292,27 @@ impl AuditStore for DynamoAuditStore {
             }
         }
         Err(sdk_error("audit.append", err))
+    }
+
+    async fn head(&self, stream: &str) -> Result<Option<ChainHead>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("stream", s(STREAMS_PARTITION))
+            .key("seq", n(index_seq(stream)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("audit.head", err))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let a = Attrs::new(&item, "audit.head");
+        match (a.opt_number::<u64>("head_seq")?, a.opt_string("head_hash")?) {
+            (Some(seq), Some(hash)) => Ok(Some(ChainHead { seq, hash })),
+            _ => Ok(None),
+        }
     }
 
     async fn read(
@@ -350,6 +398,11 @@ mod tests {
         assert!(matches!(both, Some(Ok(AppendOutcome::Duplicate))));
         let taken = cancelled(&[Some("ConditionalCheckFailed"), Some("None")], true);
         assert!(matches!(taken, Some(Err(PortError::Conflict { .. }))));
+        let head_moved = cancelled(
+            &[Some("None"), Some("None"), Some("ConditionalCheckFailed")],
+            true,
+        );
+        assert!(matches!(head_moved, Some(Err(PortError::Conflict { .. }))));
         let racing = cancelled(&[Some("TransactionConflict")], false);
         assert!(matches!(racing, Some(Err(PortError::Conflict { .. }))));
         let throttled = cancelled(&[Some("ThrottlingError")], false);

@@ -11,14 +11,18 @@
 //! | `in_progress_expiration` | N | while in progress: the invocation's deadline, epoch milliseconds |
 //! | `validation` | S | SHA-256 of the canonical payload |
 //! | `data` | S | the serialised result, once completed |
+//! | `lease_token` | S | the fencing token of the invocation that took the lock (not Powertools') |
 //!
 //! The lock is one conditional `PutItem`; its condition is the SQLite adapter's liveness test,
-//! evaluated by DynamoDB so two deliveries cannot both win.
+//! evaluated by DynamoDB so two deliveries cannot both win. Completing (`PutItem`) and
+//! releasing (`DeleteItem`) are conditional on `lease_token`, so a late invocation whose lock
+//! was taken over cannot touch the new owner's record.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
@@ -31,6 +35,9 @@ use crate::ports::{IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutIn
 /// A record is live unless missing, expired, or in progress past its in-progress expiry.
 const TAKEOVER_CONDITION: &str = "attribute_not_exists(#id) OR #expiration <= :now \
      OR (#status = :inprogress AND #in_progress_expiration <= :now_ms)";
+
+/// Writes after the lock: only by the invocation holding its lease.
+const LEASE_CONDITION: &str = "#lease = :lease";
 
 /// Attempts of the lock when the blocking record vanishes before it can be read.
 const MAX_LOCK_ATTEMPTS: u32 = 3;
@@ -66,6 +73,7 @@ impl From<&IdempotencyRecord> for IdempotencyItem {
             ("status".to_owned(), s(record.status.as_str())),
             ("expiration".to_owned(), n(record.expires_at.timestamp())),
             ("validation".to_owned(), s(&record.payload_hash)),
+            ("lease_token".to_owned(), s(&record.lease)),
         ]);
         if let Some(at) = record.in_progress_expires_at {
             item.insert("in_progress_expiration".into(), n(at.timestamp_millis()));
@@ -94,6 +102,7 @@ impl TryFrom<IdempotencyItem> for IdempotencyRecord {
                 .and_then(DateTime::<Utc>::from_timestamp_millis),
             payload_hash: attrs.string("validation")?,
             result: attrs.opt_string("data")?,
+            lease: attrs.opt_string("lease_token")?.unwrap_or_default(),
         })
     }
 }
@@ -157,14 +166,30 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn update(&self, record: &IdempotencyRecord) -> Result<(), PortError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(IdempotencyItem::from(record).0))
+            .condition_expression(LEASE_CONDITION)
+            .expression_attribute_names("#lease", "lease_token")
+            .expression_attribute_values(":lease", s(&record.lease))
             .send()
-            .await
-            .map_err(|err| sdk_error("idempotency.update", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(PortError::Conflict {
+                    operation: "idempotency.update",
+                })
+            }
+            Err(err) => Err(sdk_error("idempotency.update", err)),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, PortError> {
@@ -174,15 +199,31 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .transpose()
     }
 
-    async fn delete(&self, key: &str) -> Result<(), PortError> {
-        self.client
+    async fn delete(&self, key: &str, lease: &str) -> Result<(), PortError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
+            .condition_expression(LEASE_CONDITION)
+            .expression_attribute_names("#lease", "lease_token")
+            .expression_attribute_values(":lease", s(lease))
             .send()
-            .await
-            .map_err(|err| sdk_error("idempotency.delete", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(PortError::Conflict {
+                    operation: "idempotency.delete",
+                })
+            }
+            Err(err) => Err(sdk_error("idempotency.delete", err)),
+        }
     }
 }
 
@@ -214,6 +255,7 @@ mod tests {
             in_progress_expires_at: DateTime::<Utc>::from_timestamp_millis(1_800_000_000_123),
             payload_hash: "abc".into(),
             result: None,
+            lease: "lease-1".into(),
         };
         let item = IdempotencyItem::from(&record);
         for name in [
@@ -222,6 +264,7 @@ mod tests {
             "expiration",
             "in_progress_expiration",
             "validation",
+            "lease_token",
         ] {
             assert!(item.0.contains_key(name), "{name}");
         }
