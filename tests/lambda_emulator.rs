@@ -4,10 +4,12 @@
 //!
 //! Per function: a stack of its own on moto (tables, bus, work queue and dead-letter queue, the
 //! credentials secret), the demo watchlist, one `cargo lambda watch` with the environment the
-//! template gives the function. Then the schedule's plan event, the work queue drained through
-//! the emulator as Lambda's SQS event source would (each received batch written to a file and
-//! invoked), and the sample SQS event. Every batch must succeed, nothing may be dead-lettered,
-//! and the audit chain must be intact and non-empty.
+//! template gives the function. A scheduled function then gets the schedule's plan event, the
+//! work queue drained through the emulator as Lambda's SQS event source would (each received
+//! batch written to a file and invoked), and the sample SQS event; an upload-triggered function
+//! gets its sample file put in a moto bucket and the S3 notification of it through SQS. Every
+//! batch must succeed, nothing may be dead-lettered, and the audit chain must be intact and
+//! non-empty.
 //!
 //! Needs `AWS_ENDPOINT_URL` (moto) and `cargo lambda` on `PATH` (scripts/test.sh installs it
 //! into `.venv/cargo-lambda` and builds the binaries first). Without them it is skipped with a
@@ -253,58 +255,132 @@ fn failures(response: &Value) -> usize {
         .map_or(0, |items| items.len())
 }
 
-/// Runs `function` end to end through the emulator and checks its effects.
-async fn run_function(function: &str, sample_batch: &str) {
-    let Some(endpoint) = prerequisites() else {
+/// One function deployed on the emulators: its stack on moto, the Spotify sandbox with the
+/// credentials in the stack's secret, the demo watchlist, and `cargo lambda watch` running the
+/// binary with the template's environment.
+struct Deployed {
+    function: &'static str,
+    sdk: aws_config::SdkConfig,
+    stack: AwsConfig,
+    secrets: SecretsManagerSecrets,
+    client_secret: String,
+    emulator: Emulator,
+    events: PathBuf,
+    _sandbox: spotify_sandbox::SandboxHandle,
+}
+
+impl Deployed {
+    async fn start(function: &'static str) -> Option<Self> {
+        let endpoint = prerequisites()?;
+        let sdk = backbone::aws::load_sdk_config().await;
+        let prefix = format!("lambda-e2e-{}", uuid::Uuid::new_v4().simple());
+        // Queue visibility as in the template (6x the function timeout); receives as its redrive.
+        let stack = provision::stack(&sdk, &prefix, 720, 5).await.unwrap();
+
+        let sandbox_config = music_tasks::spotify::sandbox_config(Tier::Development);
+        let (addr, sandbox) = spotify_sandbox::spawn(sandbox_config.clone())
+            .await
+            .unwrap();
+        let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager_client(&sdk));
+        let credentials = serde_json::json!({
+            "client_id": sandbox_config.client_id,
+            "client_secret": sandbox_config.client_secret,
+            "refresh_token": sandbox_config.refresh_token,
+        });
+        secrets
+            .put(
+                &stack.spotify_secret_id,
+                &SecretString::from(credentials.to_string()),
+            )
+            .await
+            .unwrap();
+        // The demo watchlist the sample events name: the sandbox's first twelve artists.
+        let store = DynamoStore::new(aws_sdk_dynamodb_client(&sdk), stack.store_table.clone());
+        let artists: Vec<ArtistId> = sandbox
+            .catalog()
+            .artists
+            .iter()
+            .take(12)
+            .map(|a| ArtistId::parse("artist", &a.id).unwrap())
+            .collect();
+        watchlist::add(&store, &WatchlistName::new("demo").unwrap(), &artists)
+            .await
+            .unwrap();
+
+        let env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
+        let emulator = Emulator::start(function, &env).await;
+        Some(Self {
+            function,
+            sdk,
+            stack,
+            secrets,
+            client_secret: sandbox_config.client_secret,
+            emulator,
+            events: root().join("events").join(function),
+            _sandbox: sandbox,
+        })
+    }
+
+    /// Invokes an SQS event file and asserts that no record of it failed.
+    async fn invoke_ok(&self, file: &Path) -> Value {
+        let response = self.emulator.invoke(self.function, file).await;
+        assert_eq!(
+            failures(&response),
+            0,
+            "{}: {response}\n{}",
+            file.display(),
+            self.emulator.output()
+        );
+        response
+    }
+
+    /// Nothing dead-lettered, an intact and non-empty audit chain, JSON logs without a secret.
+    async fn check_effects(&self) {
+        let dead = SqsPoller::new(&self.sdk, &self.stack.dead_letter_queue_url)
+            .bodies()
+            .await
+            .unwrap();
+        assert!(dead.is_empty(), "dead letters: {dead:?}");
+
+        let audit = AuditLog::new(
+            Arc::new(DynamoAuditStore::new(
+                aws_sdk_dynamodb_client(&self.sdk),
+                self.stack.audit_table.clone(),
+            )),
+            Arc::new(SystemClock),
+        );
+        let report = audit.verify(self.function).await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert!(report.records > 0, "no audit records");
+
+        let output = self.emulator.output();
+        assert!(output.contains("\"requestId\""), "{output}");
+        let current = self.secrets.get(&self.stack.spotify_secret_id).await.unwrap();
+        let current: Value = serde_json::from_str(current.expose_secret()).unwrap();
+        for secret in [
+            self.client_secret.as_str(),
+            current["refresh_token"].as_str().unwrap(),
+        ] {
+            assert!(!output.contains(secret), "a secret reached the logs");
+        }
+    }
+}
+
+/// A scheduled function: the schedule's plan, its fan-out drained through the emulator, then
+/// the sample SQS event.
+async fn run_scheduled_function(function: &'static str, sample_batch: &str) {
+    let Some(deployed) = Deployed::start(function).await else {
         return;
     };
-    let sdk = backbone::aws::load_sdk_config().await;
-    let prefix = format!("lambda-e2e-{}", uuid::Uuid::new_v4().simple());
-    // Queue visibility as in the template (6x the function timeout); receives as its redrive.
-    let stack = provision::stack(&sdk, &prefix, 720, 5).await.unwrap();
-
-    let sandbox_config = music_tasks::spotify::sandbox_config(Tier::Development);
-    let (addr, sandbox) = spotify_sandbox::spawn(sandbox_config.clone())
-        .await
-        .unwrap();
-    let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager_client(&sdk));
-    let credentials = serde_json::json!({
-        "client_id": sandbox_config.client_id,
-        "client_secret": sandbox_config.client_secret,
-        "refresh_token": sandbox_config.refresh_token,
-    });
-    secrets
-        .put(
-            &stack.spotify_secret_id,
-            &SecretString::from(credentials.to_string()),
-        )
-        .await
-        .unwrap();
-    // The demo watchlist the sample events name: the sandbox's first twelve artists.
-    let store = DynamoStore::new(aws_sdk_dynamodb_client(&sdk), stack.store_table.clone());
-    let artists: Vec<ArtistId> = sandbox
-        .catalog()
-        .artists
-        .iter()
-        .take(12)
-        .map(|a| ArtistId::parse("artist", &a.id).unwrap())
-        .collect();
-    watchlist::add(&store, &WatchlistName::new("demo").unwrap(), &artists)
-        .await
-        .unwrap();
-
-    let env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
-    let emulator = Emulator::start(function, &env).await;
-    let events = root().join("events").join(function);
-
     // The schedule's plan (a direct payload, as EventBridge Scheduler sends it).
-    let plan = emulator
-        .invoke(function, &events.join("1-schedule-plan.json"))
+    let plan = deployed
+        .emulator
+        .invoke(function, &deployed.events.join("1-schedule-plan.json"))
         .await;
     assert!(!plan.is_null(), "{plan}");
 
     // Lambda's SQS event source, played through the emulator: receive, invoke, delete.
-    let poller = SqsPoller::new(&sdk, &stack.work_queue_url);
+    let poller = SqsPoller::new(&deployed.sdk, &deployed.stack.work_queue_url);
     let dir = tempfile::tempdir().unwrap();
     let mut batches = 0;
     while let Some((event, handles)) = poller.receive(1).await.unwrap() {
@@ -312,54 +388,51 @@ async fn run_function(function: &str, sample_batch: &str) {
         assert!(batches <= 30, "the work queue does not drain");
         let file = dir.path().join(format!("batch-{batches}.json"));
         std::fs::write(&file, event.to_string()).unwrap();
-        let response = emulator.invoke(function, &file).await;
-        assert_eq!(
-            failures(&response),
-            0,
-            "batch {batches}: {response}\n{}",
-            emulator.output()
-        );
+        let response = deployed.invoke_ok(&file).await;
         poller.acknowledge(&handles, &response).await.unwrap();
     }
     assert!(batches >= 1, "the plan fanned out nothing");
 
-    // The sample SQS event of events/.
-    let response = emulator.invoke(function, &events.join(sample_batch)).await;
-    assert_eq!(
-        failures(&response),
-        0,
-        "{sample_batch}: {response}\n{}",
-        emulator.output()
-    );
+    deployed.invoke_ok(&deployed.events.join(sample_batch)).await;
+    deployed.check_effects().await;
+}
 
-    let dead = SqsPoller::new(&sdk, &stack.dead_letter_queue_url)
-        .bodies()
+/// A function triggered by uploads: `file` is put in a fresh moto bucket at the key the sample
+/// S3 notification names, and the notification (delivered through SQS) is invoked with the
+/// bucket renamed.
+async fn run_upload_function(function: &'static str, sample_batch: &str, file: &str) {
+    let Some(deployed) = Deployed::start(function).await else {
+        return;
+    };
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(deployed.events.join(sample_batch)).unwrap())
+            .unwrap();
+    let mut notification: Value =
+        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let object = &mut notification["Records"][0]["s3"];
+    let raw_key = object["object"]["key"].as_str().unwrap().to_owned();
+    // The key as S3 stores it: notifications carry it form-encoded.
+    let key = raw_key.replace('+', " ");
+    let bucket = format!("lambda-e2e-{}", uuid::Uuid::new_v4().simple());
+    object["bucket"]["name"] = Value::from(bucket.clone());
+    event["Records"][0]["body"] = Value::from(notification.to_string());
+
+    let s3 = backbone::aws::s3_client(&deployed.sdk);
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(std::fs::read(root().join(file)).unwrap().into())
+        .send()
         .await
         .unwrap();
-    assert!(dead.is_empty(), "dead letters: {dead:?}");
 
-    let audit = AuditLog::new(
-        Arc::new(DynamoAuditStore::new(
-            aws_sdk_dynamodb_client(&sdk),
-            stack.audit_table.clone(),
-        )),
-        Arc::new(SystemClock),
-    );
-    let report = audit.verify(function).await.unwrap();
-    assert!(report.is_intact(), "{report:?}");
-    assert!(report.records > 0, "no audit records");
-
-    // The logs are the harness's JSON lines, and no secret reached them.
-    let output = emulator.output();
-    assert!(output.contains("\"requestId\""), "{output}");
-    let current = secrets.get(&stack.spotify_secret_id).await.unwrap();
-    let current: Value = serde_json::from_str(current.expose_secret()).unwrap();
-    for secret in [
-        sandbox_config.client_secret.as_str(),
-        current["refresh_token"].as_str().unwrap(),
-    ] {
-        assert!(!output.contains(secret), "a secret reached the logs");
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upload.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    let response = deployed.invoke_ok(&path).await;
+    assert!(!response.is_null(), "{response}");
+    deployed.check_effects().await;
 }
 
 fn aws_sdk_dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -374,6 +447,18 @@ fn aws_sdk_secretsmanager_client(sdk: &aws_config::SdkConfig) -> aws_sdk_secrets
 /// builds at once only fight over the target directory.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_runs_under_the_lambda_emulator() {
-    run_function("artist-monitoring", "2-sqs-snapshot.json").await;
-    run_function("data-sync", "2-sqs-artists.json").await;
+    run_scheduled_function("artist-monitoring", "2-sqs-snapshot.json").await;
+    run_scheduled_function("data-sync", "2-sqs-artists.json").await;
+    run_upload_function(
+        "track-analysis",
+        "aws/sqs-s3-upload.json",
+        "events/track-analysis/audio/drums-120bpm-c-major.flac",
+    )
+    .await;
+    run_upload_function(
+        "streaming-metrics",
+        "s3/sqs-report-landed.json",
+        "events/streaming-metrics/reports/s4a-songs.csv",
+    )
+    .await;
 }
