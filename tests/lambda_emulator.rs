@@ -355,7 +355,11 @@ impl Deployed {
 
         let output = self.emulator.output();
         assert!(output.contains("\"requestId\""), "{output}");
-        let current = self.secrets.get(&self.stack.spotify_secret_id).await.unwrap();
+        let current = self
+            .secrets
+            .get(&self.stack.spotify_secret_id)
+            .await
+            .unwrap();
         let current: Value = serde_json::from_str(current.expose_secret()).unwrap();
         for secret in [
             self.client_secret.as_str(),
@@ -393,7 +397,9 @@ async fn run_scheduled_function(function: &'static str, sample_batch: &str) {
     }
     assert!(batches >= 1, "the plan fanned out nothing");
 
-    deployed.invoke_ok(&deployed.events.join(sample_batch)).await;
+    deployed
+        .invoke_ok(&deployed.events.join(sample_batch))
+        .await;
     deployed.check_effects().await;
 }
 

@@ -278,10 +278,12 @@ mod deadline_tests {
             deadline_from_context(600_000, now),
             now + chrono::Duration::minutes(10)
         );
-        // Out of range: the 15-minute Lambda maximum, never a panic.
+        // Out of range or zero: no remaining time known, so the epoch (locks fail closed),
+        // never a panic.
         assert_eq!(
             deadline_from_context(u64::MAX, now),
-            now + chrono::Duration::minutes(15)
+            DateTime::<Utc>::UNIX_EPOCH
         );
+        assert_eq!(deadline_from_context(0, now), DateTime::<Utc>::UNIX_EPOCH);
     }
 }
