@@ -414,6 +414,31 @@ impl ReportReader {
                     None => Ok(Territory::global()),
                 }
             };
+            // A Spotify for Artists row: one daily observation per metric column the table has.
+            let day_counts = |subject: Subject,
+                              territory: Territory,
+                              date: NaiveDate,
+                              columns: [(Option<usize>, Metric, &str); 3]|
+             -> Result<Vec<Observation>, String> {
+                let source = Source::parse("spotify_for_artists")?;
+                let mut out = Vec::new();
+                for (col, metric, name) in columns {
+                    if col.is_some() {
+                        let v = parse_count(&field(col, name)?, dc)
+                            .map_err(|e| format!("{name}: {e}"))?;
+                        out.push(obs(
+                            subject.clone(),
+                            territory.clone(),
+                            date,
+                            metric,
+                            v,
+                            source.clone(),
+                            Period::Day,
+                        ));
+                    }
+                }
+                Ok(out)
+            };
             match self.format {
                 Format::Canonical => {
                     let subject = Subject::parse(&field(self.columns.subject, "subject")?)?;
@@ -447,28 +472,16 @@ impl ReportReader {
                     let subject = Subject::Artist(artist);
                     let territory = territory_or_global(self.columns.territory)?;
                     let date = parse_date(&field(self.columns.date, "date")?)?;
-                    let source = Source::parse("spotify_for_artists")?;
-                    let mut out = Vec::new();
-                    for (col, metric, name) in [
-                        (self.columns.listeners, Metric::Listeners, "listeners"),
-                        (self.columns.streams, Metric::Streams, "streams"),
-                        (self.columns.followers, Metric::Followers, "followers"),
-                    ] {
-                        if col.is_some() {
-                            let v = parse_count(&field(col, name)?, dc)
-                                .map_err(|e| format!("{name}: {e}"))?;
-                            out.push(obs(
-                                subject.clone(),
-                                territory.clone(),
-                                date,
-                                metric,
-                                v,
-                                source.clone(),
-                                Period::Day,
-                            ));
-                        }
-                    }
-                    Ok(out)
+                    day_counts(
+                        subject,
+                        territory,
+                        date,
+                        [
+                            (self.columns.listeners, Metric::Listeners, "listeners"),
+                            (self.columns.streams, Metric::Streams, "streams"),
+                            (self.columns.followers, Metric::Followers, "followers"),
+                        ],
+                    )
                 }
                 Format::S4aSongs => {
                     let subject =
@@ -478,28 +491,16 @@ impl ReportReader {
                         Some(d) => parse_date(&d)?,
                         None => self.context.date.ok_or_else(|| "no date".to_owned())?,
                     };
-                    let source = Source::parse("spotify_for_artists")?;
-                    let mut out = Vec::new();
-                    for (col, metric, name) in [
-                        (self.columns.streams, Metric::Streams, "streams"),
-                        (self.columns.listeners, Metric::Listeners, "listeners"),
-                        (self.columns.saves, Metric::Saves, "saves"),
-                    ] {
-                        if col.is_some() {
-                            let v = parse_count(&field(col, name)?, dc)
-                                .map_err(|e| format!("{name}: {e}"))?;
-                            out.push(obs(
-                                subject.clone(),
-                                territory.clone(),
-                                date,
-                                metric,
-                                v,
-                                source.clone(),
-                                Period::Day,
-                            ));
-                        }
-                    }
-                    Ok(out)
+                    day_counts(
+                        subject,
+                        territory,
+                        date,
+                        [
+                            (self.columns.streams, Metric::Streams, "streams"),
+                            (self.columns.listeners, Metric::Listeners, "listeners"),
+                            (self.columns.saves, Metric::Saves, "saves"),
+                        ],
+                    )
                 }
                 Format::Distrokid | Format::Tunecore => {
                     let family = if self.format == Format::Distrokid {
