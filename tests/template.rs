@@ -496,6 +496,10 @@ fn policies_name_their_actions_and_stay_inside_the_stack() {
     all_statements(&template.doc, &mut statements);
     assert!(statements.len() > 10);
     for statement in &statements {
+        // A wildcard only narrows what a Deny refuses (the uploads bucket's TLS-only rule).
+        if statement["Effect"] == "Deny" {
+            continue;
+        }
         for action in actions(statement) {
             assert!(!action.contains('*'), "wildcard action {action}");
         }
@@ -604,8 +608,10 @@ struct CodeVariables {
     known: BTreeSet<String>,
 }
 
+/// The first upper-case string literal among the arguments of the call opened at `at`.
 fn literal_after(text: &str, at: usize) -> Option<String> {
     let rest = &text[at..];
+    let rest = &rest[..rest.find(')').unwrap_or(rest.len())];
     let start = rest.find('"')? + 1;
     let end = start + rest[start..].find('"')?;
     let name = &rest[start..end];
@@ -630,22 +636,20 @@ fn code_variables(function_crate: &str) -> CodeVariables {
     let mut known = BTreeSet::new();
     for file in files {
         let text = production_source(&file);
-        for (at, call) in text.match_indices("required(env, ") {
+        for (at, call) in text.match_indices("required(") {
             required.extend(literal_after(&text, at + call.len() - 1));
         }
         for reader in [
-            "optional(env, ",
-            "parse_or(env, ",
-            "flag(env, ",
+            "optional(",
+            "parse_or(",
+            "flag(",
             "seconds(",
-            "base_url(env, ",
-            "required(env, ",
+            "base_url(",
+            "required(",
             "std::env::var(",
         ] {
             for (at, call) in text.match_indices(reader) {
-                if let Some(name) = literal_after(&text, at + call.len() - 1)
-                    .filter(|_| !text[at + call.len()..].trim_start().starts_with("name"))
-                {
+                if let Some(name) = literal_after(&text, at + call.len() - 1) {
                     known.insert(name);
                 }
             }
