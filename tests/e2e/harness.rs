@@ -636,6 +636,66 @@ async fn tampering_with_the_audit_log_is_detected() {
     );
 }
 
+/// The template's audit-verify schedule: the harness walks the function's own stream and
+/// counts the breaks in the metric the alarm watches; a break is reported, not retried.
+#[tokio::test]
+async fn the_scheduled_verify_counts_chain_breaks_in_the_alarmed_metric() {
+    let app = App::spawn();
+    let _guard = install_for_test(std::sync::Arc::new(app.capture.clone()), "info");
+    for i in 0..3 {
+        app.function
+            .invoke(batch(vec![sqs_record(
+                &format!("v-{i}"),
+                &credit(ARTIST, i + 1),
+            )]))
+            .await
+            .unwrap();
+    }
+    let breaks = |capture: &backbone::telemetry::Capture| -> Vec<f64> {
+        capture
+            .json()
+            .iter()
+            .filter_map(|l| l[backbone::audit::CHAIN_BREAKS_METRIC].as_f64())
+            .collect()
+    };
+    let verify = json!({ "harness": "verify-audit", "scheduledTime": "2026-11-26T03:00:00Z" });
+    let intact = app.function.invoke(verify.clone()).await.unwrap();
+    assert_eq!(intact.response["status"], "verified");
+    assert_eq!(intact.response["stream"], "credit-test");
+    assert_eq!(intact.response["intact"], true);
+    assert_eq!(
+        intact.response["records"], 6,
+        "three effects, three completions"
+    );
+    assert_eq!(breaks(&app.capture), vec![0.0]);
+    assert_eq!(app.runs(), 3, "the verify never reaches the task");
+
+    app.db
+        .execute("UPDATE audit SET record = replace(record, '\"amount\":2', '\"amount\":20') WHERE seq = 3")
+        .await
+        .unwrap();
+    let broken = app.function.invoke(verify).await.unwrap();
+    assert_eq!(broken.response["intact"], false);
+    assert_eq!(broken.response["problems"][0]["problem"], "altered");
+    assert_eq!(breaks(&app.capture), vec![0.0, 1.0]);
+    let logged = app.capture.json();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l["message"] == "audit chain broken" && l["level"] == "ERROR"),
+        "the break is logged as an error"
+    );
+
+    // An unknown command is an invalid event, named, never handed to the task.
+    let err = app
+        .function
+        .invoke(json!({ "harness": "truncate-audit" }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("event.harness"), "{err}");
+    assert_eq!(app.runs(), 3);
+}
+
 #[tokio::test]
 async fn idempotency_off_lets_duplicates_through() {
     // The control for the reliability checks: without idempotency the duplicate has an effect.

@@ -21,6 +21,14 @@ pub const MAX_KEY_LEN: usize = 256;
 /// The message attribute that carries a caller's idempotency key.
 pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "idempotency-key";
 
+/// The key of a harness control payload: `{"harness": "verify-audit"}` (a direct invocation,
+/// from the template's audit-verify schedule) asks the harness, not the task, to verify the
+/// function's audit stream. No task input has this key.
+pub const CONTROL_KEY: &str = "harness";
+
+/// The control command that verifies the function's audit chain.
+pub const VERIFY_AUDIT: &str = "verify-audit";
+
 /// One SQS record, as much of it as could be read.
 #[derive(Debug, Clone)]
 pub struct SqsRecord {
@@ -63,6 +71,8 @@ pub enum Incoming {
     },
     /// A direct invocation: the payload is the task input.
     Direct(Value),
+    /// A scheduled request to verify the function's audit chain (see [`CONTROL_KEY`]).
+    VerifyAudit,
 }
 
 /// Recognises `event`; an error names what is wrong with its shape.
@@ -117,6 +127,15 @@ pub fn recognise(event: Value) -> Result<Incoming, ValidationError> {
             detail_type,
             detail,
         });
+    }
+    if let Some(command) = object.get(CONTROL_KEY) {
+        return match command.as_str() {
+            Some(VERIFY_AUDIT) => Ok(Incoming::VerifyAudit),
+            _ => Err(ValidationError::new(
+                format!("event.{CONTROL_KEY}"),
+                format!("unknown harness command {command}: the one known is \"{VERIFY_AUDIT}\""),
+            )),
+        };
     }
     Ok(Incoming::Direct(Value::Object(object)))
 }

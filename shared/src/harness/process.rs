@@ -12,7 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::context::Cx;
 use super::event::{self, Incoming, MAX_BODY_BYTES, SqsRecord};
 use super::{Harness, HarnessError, Invocation, Task};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, CHAIN_BREAKS_METRIC};
 use crate::error::{Classify, ErrorClass, chain};
 use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
@@ -193,6 +193,7 @@ impl<T: Task> Harness<T> {
                 };
                 self.process_single(unit, invocation).await
             }
+            Incoming::VerifyAudit => self.verify_audit().await,
             Incoming::Direct(payload) => {
                 let unit = Unit {
                     message_id: invocation.request_id.clone(),
@@ -206,6 +207,43 @@ impl<T: Task> Harness<T> {
                 self.process_single(unit, invocation).await
             }
         }
+    }
+
+    /// Walks the function's audit stream; a break is logged and counted in
+    /// [`CHAIN_BREAKS_METRIC`] (the template's alarm watches it), not failed: a retry cannot
+    /// mend a chain. Only a store that cannot be read makes the invocation fail and retry.
+    async fn verify_audit(&self) -> Result<Report, HarnessError> {
+        let report = self
+            .audit
+            .verify(T::NAME)
+            .await
+            .map_err(|err| HarnessError::Retry {
+                class: "transient",
+                reason: chain(&err),
+            })?;
+        let metrics = &self.ports.metrics;
+        metrics.count(CHAIN_BREAKS_METRIC, report.problems.len() as u64);
+        metrics.count("AuditRecordsVerified", report.records);
+        if report.is_intact() {
+            info!(stream = %report.stream, records = report.records, "audit chain intact");
+        } else {
+            error!(
+                stream = %report.stream,
+                records = report.records,
+                problems = ?report.problems,
+                "audit chain broken"
+            );
+        }
+        Ok(Report {
+            response: json!({
+                "status": "verified",
+                "stream": report.stream,
+                "records": report.records,
+                "intact": report.is_intact(),
+                "problems": report.problems,
+            }),
+            messages: Vec::new(),
+        })
     }
 
     fn sqs_unit(record: SqsRecord, invocation_trace: &TraceContext) -> Unit {
