@@ -226,7 +226,10 @@ fn function_env(
         ("WORK_QUEUE_URL", &stack.work_queue_url),
         ("DEAD_LETTER_QUEUE_URL", &stack.dead_letter_queue_url),
         ("EVENT_BUS_NAME", &stack.event_bus_name),
-        ("SPOTIFY_SECRET_ID", &stack.spotify_secret_id),
+        (
+            "SPOTIFY_SECRET_ID",
+            stack.spotify_secret_id.as_deref().expect("provisioned"),
+        ),
         ("SPOTIFY_API_TIER", "development"),
         ("AWS_ENDPOINT_URL", endpoint),
     ]
@@ -289,7 +292,7 @@ impl Deployed {
         });
         secrets
             .put(
-                &stack.spotify_secret_id,
+                stack.spotify_secret_id.as_deref().expect("provisioned"),
                 &SecretString::from(credentials.to_string()),
             )
             .await
@@ -357,7 +360,12 @@ impl Deployed {
         assert!(output.contains("\"requestId\""), "{output}");
         let current = self
             .secrets
-            .get(&self.stack.spotify_secret_id)
+            .get(
+                self.stack
+                    .spotify_secret_id
+                    .as_deref()
+                    .expect("provisioned"),
+            )
             .await
             .unwrap();
         let current: Value = serde_json::from_str(current.expose_secret()).unwrap();

@@ -90,16 +90,17 @@ async fn adapters_built_from_the_environment_reach_every_port_and_count_calls() 
         .await
         .unwrap();
     let json = r#"{"client_id":"cid","client_secret":"s"}"#;
+    let secret_id = config.spotify_secret_id.clone().expect("provisioned");
     secrets
-        .put(&config.spotify_secret_id, &SecretString::from(json))
+        .put(&secret_id, &SecretString::from(json))
         .await
         .unwrap();
-    let credentials = SpotifyCredentials::load(&secrets, &config.spotify_secret_id)
+    let credentials = SpotifyCredentials::load(&secrets, &secret_id)
         .await
         .unwrap();
     assert_eq!(credentials.client_secret.expose_secret(), "s");
     // An uncached read goes to Secrets Manager.
-    assert!(aws.secrets.get(&config.spotify_secret_id).await.is_ok());
+    assert!(aws.secrets.get(&secret_id).await.is_ok());
 
     metrics.flush(chrono::Utc::now());
     let line = capture
