@@ -53,7 +53,10 @@ fn entry(stream: &str, key: Option<&str>, action: &str) -> AuditEntry {
         action: action.to_owned(),
         input_hash: "0".repeat(64),
         outcome: "ok".into(),
-        detail: serde_json::json!({"count": 3, "ratio": 0.25, "names": ["a", "é"], "none": null}),
+        // Figures as the analyses write them: every digit of an f64 must survive the round trip.
+        detail: serde_json::json!({"count": 3, "ratio": 0.25, "bpm": 117.45383522727273,
+            "lufs": -19.69121621558291, "danceability": 0.8852187742068022, "tiny": 5e-324,
+            "names": ["a", "é"], "none": null}),
     }
 }
 
