@@ -54,6 +54,9 @@ pub struct Verdict {
     pub effected: usize,
     /// Keys with no effect, but in the DLQ with a reason.
     pub dead_lettered: usize,
+    /// Keys with their one effect, but no completion: out of receipts, in the DLQ with the
+    /// reason, for a redrive to complete (a partial effect counts as duplicated).
+    pub effected_then_dead_lettered: usize,
     /// Keys with no effect and not in the DLQ.
     pub lost: usize,
     /// Keys with more than one effect or completion record.
@@ -149,6 +152,9 @@ pub async fn run<W: Workload>(
             (0, _) if in_dlq => verdict.dead_lettered += 1,
             (0, _) => verdict.lost += 1,
             (1, 1) => verdict.effected += 1,
+            // Its effect is whole and once, but every receipt failed before the completion:
+            // the message is in the DLQ with its reason, and a redrive completes it.
+            (1, 0) if in_dlq => verdict.effected_then_dead_lettered += 1,
             _ => verdict.duplicated += 1,
         }
     }

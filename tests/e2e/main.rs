@@ -2,6 +2,7 @@
 
 mod checker;
 mod cli;
+mod functions;
 mod harness;
 mod helpers;
 mod monitoring;

@@ -327,7 +327,16 @@ pub async fn detect(
     changed: &BTreeSet<SeriesDay>,
     settings: &Settings,
 ) -> Result<Vec<Verdict>, PortError> {
-    let mut series: BTreeMap<SeriesRef, BTreeSet<NaiveDate>> = BTreeMap::new();
+    // Per series: the changed days, and the revisited ones (scored only if still unseen).
+    let mut series: BTreeMap<SeriesRef, (BTreeSet<NaiveDate>, BTreeSet<NaiveDate>)> =
+        BTreeMap::new();
+    let pick = |sets: &mut (BTreeSet<NaiveDate>, BTreeSet<NaiveDate>), c: &SeriesDay| {
+        if c.revisited {
+            sets.1.insert(c.date);
+        } else {
+            sets.0.insert(c.date);
+        }
+    };
     for c in changed.iter().filter(|c| c.metric == Metric::Streams) {
         let track = SeriesRef {
             pk: subject_pk(&c.subject),
@@ -336,7 +345,7 @@ pub async fn detect(
             source: c.source.clone(),
             metric: c.metric,
         };
-        series.entry(track).or_default().insert(c.date);
+        pick(series.entry(track).or_default(), c);
         if let Some(artist) = &c.artist
             && c.subject.artist().is_none()
         {
@@ -347,11 +356,28 @@ pub async fn detect(
                 source: c.source.clone(),
                 metric: c.metric,
             };
-            series.entry(rollup).or_default().insert(c.date);
+            pick(series.entry(rollup).or_default(), c);
         }
     }
     let mut verdicts = Vec::new();
-    for (s, dates) in &series {
+    for (s, (changed_days, revisited)) in series {
+        let mut dates = changed_days;
+        if !revisited.is_empty() {
+            let key = ItemKey::new(s.pk.clone(), format!("det#{}#{}", s.source, s.metric));
+            let stored: StoredState = get_doc(store, &key).await?;
+            let seen = stored
+                .last_date
+                .filter(|_| stored.version == DETECTOR_VERSION);
+            dates.extend(
+                revisited
+                    .into_iter()
+                    .filter(|d| seen.is_none_or(|l| *d > l)),
+            );
+        }
+        if dates.is_empty() {
+            continue;
+        }
+        let (s, dates) = (&s, &dates);
         let mut found = score_series(store, s, dates, settings).await?;
         if s.subject.is_some() {
             for date in dates {

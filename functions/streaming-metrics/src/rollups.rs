@@ -156,12 +156,13 @@ pub struct Applied {
     pub restated: usize,
     /// Rows that changed nothing (a repeat, or an older report than the stored one).
     pub unchanged: usize,
-    /// Track × day items whose total changed: (subject, source, metric, date).
+    /// Track × day items of the batch: (subject, source, metric, date), those whose total did
+    /// not change marked `revisited`.
     #[serde(skip)]
     pub changed: BTreeSet<SeriesDay>,
 }
 
-/// A daily series point that changed.
+/// A daily series point a batch touched.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeriesDay {
     /// The subject.
@@ -174,6 +175,9 @@ pub struct SeriesDay {
     pub date: NaiveDate,
     /// The artist, when known.
     pub artist: Option<SpotifyId>,
+    /// The row changed nothing (a repeat, or a retry after a partial write): the day is
+    /// scored only if the detector has not seen it yet.
+    pub revisited: bool,
 }
 
 /// Why a document could not be used.
@@ -336,9 +340,10 @@ pub async fn apply(
             .or_else(|| subject.artist().cloned());
         let changed_total =
             before != Some(doc.total) || effects.iter().any(|e| *e != RowEffect::Unchanged);
-        if !changed_total {
-            continue;
-        }
+        // An unchanged track item still carries its total into the rollups above it: a run
+        // that failed after writing the track item and before its artist or week (a retry
+        // after a store error, a killed invocation) completes them now. Setting a part to the
+        // value it has writes nothing.
         let subject_key = subject.to_string();
         if let Some(artist) = &artist
             && subject.artist().is_none()
@@ -361,6 +366,7 @@ pub async fn apply(
                 metric: first.metric,
                 date: first.date,
                 artist: artist.clone(),
+                revisited: !changed_total,
             });
         }
     }
