@@ -454,10 +454,15 @@ fn every_schedule_retries_dead_letters_and_sends_a_plan_the_function_knows() {
         let input = input.replace("${Watchlist}", "main");
         let input: Value =
             serde_json::from_str(&input).unwrap_or_else(|e| panic!("{name}: Input: {e}"));
-        let sample_path = root()
-            .join("events")
-            .join(binary)
-            .join("1-schedule-plan.json");
+        // A harness command (the audit verify) or the function's own plan.
+        let sample_path = if input.get("harness").is_some() {
+            root().join("events").join("audit-verify.json")
+        } else {
+            root()
+                .join("events")
+                .join(binary)
+                .join("1-schedule-plan.json")
+        };
         let sample: Value =
             serde_json::from_str(&std::fs::read_to_string(&sample_path).unwrap()).unwrap();
         let keys = |v: &Value| {
@@ -474,6 +479,7 @@ fn every_schedule_retries_dead_letters_and_sends_a_plan_the_function_knows() {
             sample_path.display()
         );
         assert_eq!(input["step"], sample["step"], "{name}");
+        assert_eq!(input["harness"], sample["harness"], "{name}");
         assert_eq!(
             input["scheduledTime"], "<aws.scheduler.scheduled-time>",
             "{name}: each run must have its own idempotency key"
@@ -486,6 +492,50 @@ fn every_schedule_retries_dead_letters_and_sends_a_plan_the_function_knows() {
             .flat_map(statement_resources)
             .collect();
         assert_eq!(invokes, vec![function_name.to_owned()], "{name}");
+    }
+}
+
+/// Each function's audit chain is walked daily and a break pages: the schedule sends the
+/// harness's verify command and an alarm with an action watches the metric it emits.
+#[test]
+fn every_audit_chain_is_verified_on_a_schedule_and_a_break_raises_an_alarm() {
+    let template = Template::load();
+    let functions: Vec<_> = template.of_type("AWS::Serverless::Function").collect();
+    assert!(functions.len() >= 4);
+    for (name, function) in functions {
+        let service = &template.environment(function)["POWERTOOLS_SERVICE_NAME"];
+        let verifies = template
+            .of_type("AWS::Scheduler::Schedule")
+            .filter(|(_, s)| {
+                let t = &s["Properties"]["Target"];
+                get_att(&t["Arn"], "Arn") == Some(name)
+                    && t["Input"]
+                        .as_str()
+                        .and_then(|i| serde_json::from_str::<Value>(i).ok())
+                        .is_some_and(|i| i["harness"] == "verify-audit")
+            })
+            .count();
+        assert_eq!(verifies, 1, "{name}: one audit-verify schedule");
+        let alarmed = template.of_type("AWS::CloudWatch::Alarm").any(|(_, a)| {
+            let p = &a["Properties"];
+            let dims = p["Dimensions"].as_array().cloned().unwrap_or_default();
+            let dim = |key: &str| {
+                dims.iter()
+                    .any(|d| d["Name"] == key && &d["Value"] == service)
+            };
+            p["MetricName"] == backbone::audit::CHAIN_BREAKS_METRIC
+                && p["Namespace"] == "MusicTasks"
+                && dim("service")
+                && dim("task")
+                && p["Threshold"] == 0
+                && p["ComparisonOperator"] == "GreaterThanThreshold"
+                && !p["AlarmActions"].is_null()
+        });
+        assert!(
+            alarmed,
+            "{name}: no alarm on {} for {service}",
+            backbone::audit::CHAIN_BREAKS_METRIC
+        );
     }
 }
 
