@@ -1,7 +1,6 @@
 //! social-media-sync against the social sandbox over real HTTP on loopback, on the SQLite
 //! store, through the harness: identity, figures, faults, quota, pacing and bad input.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ impl Secrets for MemSecrets {
 
 fn roster() -> Vec<String> {
     // Twelve valid Spotify ids (22 base-62 characters): every sandbox profile, 0 to 2 twice.
-    (0..12).map(|i| format!("{i:0>2}SandboxArtistAbcdefgh")).collect()
+    (0..12).map(|i| format!("{i:0>2}SandboxArtistAbcdefg")).collect()
 }
 
 struct Env {
@@ -279,15 +278,15 @@ async fn two_invocations_share_the_musicbrainz_pace() {
 async fn invalid_input_is_rejected_with_the_reason() {
     let env = setup(true, |_| {}).await;
     for (input, needle) in [
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": []}), "artists"),
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-13-01", "artists": ["00SandboxArtistAbcdefgh"]}), "date"),
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ["not-an-id"]}), "artists"),
+        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": []}), "1 to 50 items"),
+        (json!({"step": "sync", "watchlist": "demo", "date": "2026-13-01", "artists": ["00SandboxArtistAbcdefg"]}), "date"),
+        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ["not-an-id"]}), "22 base-62 characters"),
         (json!({"step": "resync", "watchlist": "demo"}), "step"),
     ] {
         let report = env.function.invoke(input.clone()).await.unwrap();
         assert_eq!(report.response["status"], "rejected", "{input}");
         assert!(report.response["reason"].to_string().contains(needle), "{input}: {}", report.response);
     }
-    let _: BTreeMap<String, u64> = env.sandbox.calls();
-    let _ = env.db.get(&backbone::ports::ItemKey::new("x", "y")).await.unwrap();
+    // Rejected before any work: no platform was asked.
+    assert!(env.sandbox.calls().is_empty(), "{:?}", env.sandbox.calls());
 }
