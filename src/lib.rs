@@ -80,6 +80,7 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
                 web: social.web.clone(),
                 store,
                 secrets: social.secrets.clone(),
+                events: Arc::new(runtime.bus()),
                 // Pacing is in real time even when the runner simulates days: the sandbox
                 // checks the spacing of the requests it really receives.
                 clock: Arc::new(backbone::clock::SystemClock),

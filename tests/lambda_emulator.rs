@@ -226,7 +226,7 @@ fn function_env(
         ("WORK_QUEUE_URL", &stack.work_queue_url),
         ("DEAD_LETTER_QUEUE_URL", &stack.dead_letter_queue_url),
         ("EVENT_BUS_NAME", &stack.event_bus_name),
-        ("SPOTIFY_SECRET_ID", &stack.spotify_secret_id),
+        ("SPOTIFY_SECRET_ID", stack.spotify_secret_id.as_deref().unwrap_or_default()),
         ("SPOTIFY_API_TIER", "development"),
         ("AWS_ENDPOINT_URL", endpoint),
     ]
@@ -290,7 +290,7 @@ impl Deployed {
         });
         secrets
             .put(
-                &stack.spotify_secret_id,
+                stack.spotify_secret_id.as_deref().unwrap(),
                 &SecretString::from(credentials.to_string()),
             )
             .await
@@ -383,7 +383,7 @@ impl Deployed {
         assert!(output.contains("\"requestId\""), "{output}");
         let current = self
             .secrets
-            .get(&self.stack.spotify_secret_id)
+            .get(self.stack.spotify_secret_id.as_deref().unwrap())
             .await
             .unwrap();
         let current: Value = serde_json::from_str(current.expose_secret()).unwrap();

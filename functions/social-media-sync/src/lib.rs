@@ -36,7 +36,7 @@ use backbone::clock::Clock;
 use backbone::config::{ConfigError, EnvSource};
 use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::harness::{Cx, Task};
-use backbone::ports::{Secrets, Store, WebApi};
+use backbone::ports::{BusEvent, EventPublisher, Secrets, Store, WebApi};
 use backbone::validate::{ArtistId, BoundedVec, IsoDate, Validate};
 use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use chrono::NaiveDate;
@@ -49,6 +49,11 @@ use crate::identity::{Graph, Link, Quarantine};
 use crate::pacing::{DailyQuota, SharedPacer, Sleeper, pacific_date};
 use crate::platform::Platform;
 use crate::pull::{Outcome, Pull, Subject};
+
+/// The event bus `source` of this function's events.
+pub const EVENT_SOURCE: &str = "music.social-media-sync";
+/// The `detail-type` of the event published when a re-resolved graph quarantines a link.
+pub const QUARANTINE_DETAIL_TYPE: &str = "SocialLinkQuarantined";
 
 /// Artists per `sync` message: one YouTube `channels.list` call takes 50 channel ids.
 pub const BATCH: usize = 50;
@@ -224,6 +229,8 @@ pub struct SocialMediaSync {
     pub store: Arc<dyn Store>,
     /// The credentials secret.
     pub secrets: Arc<dyn Secrets>,
+    /// Where quarantined links are reported (`SocialLinkQuarantined`), for a person to decide.
+    pub events: Arc<dyn EventPublisher>,
     /// The clock the pacers and quota day read.
     pub clock: Arc<dyn Clock>,
     /// How pacers wait.
@@ -374,6 +381,24 @@ impl SocialMediaSync {
             artists.iter().zip(graphs).zip(outcomes).zip(stored_points)
         {
             records::save_graph(store, artist, &graph).await?;
+            if resolved && !graph.quarantined.is_empty() {
+                let detail = serde_json::json!({
+                    "schemaVersion": "1",
+                    "artist": artist,
+                    "date": date,
+                    "quarantined": graph.quarantined,
+                    "hint": "link the right account with `tasks social link <artist> <platform> <account>`",
+                });
+                self.events
+                    .publish(&[BusEvent {
+                        source: EVENT_SOURCE.into(),
+                        detail_type: QUARANTINE_DETAIL_TYPE.into(),
+                        detail,
+                        time: now,
+                        trace_header: Some(cx.trace_header()),
+                    }])
+                    .await?;
+            }
             if resolved {
                 cx.record(
                     artist.to_string(),

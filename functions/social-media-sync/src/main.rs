@@ -24,6 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         web: Arc::new(web),
         store: Arc::new(cold.adapters.store.clone()),
         secrets: cold.secrets.clone(),
+        events: Arc::new(cold.adapters.events.clone()),
         clock: Arc::new(backbone::clock::SystemClock),
         sleeper: Arc::new(TokioSleeper),
         settings: social_media_sync::Settings::from_env(&ProcessEnv)?,

@@ -76,6 +76,7 @@ fn harness(sandbox: &SocialSandbox, db: &LocalDb, with_credentials: bool, settin
         web: Arc::new(web),
         store: Arc::new(db.clone()),
         secrets: Arc::new(MemSecrets(with_credentials.then(|| sandbox.credentials_json()))),
+        events: Arc::new(backbone::local::LocalBus::new(db.clone())),
         clock: Arc::new(SystemClock),
         sleeper: Arc::new(TokioSleeper),
         settings: s,
@@ -173,6 +174,15 @@ async fn a_batch_of_twelve_covers_every_identity_and_figure_case() {
     assert_eq!(out["youtube_units_today"], 2);
     assert_eq!(out["requests"]["youtube"], 2);
     assert!(env.sandbox.violations().is_empty(), "{:?}", env.sandbox.violations());
+
+    // Each quarantine is reported on the bus once, when the graph is resolved.
+    let events = backbone::local::LocalBus::new(env.db.clone()).events().await.unwrap();
+    let quarantined: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event.detail_type == "SocialLinkQuarantined")
+        .map(|e| e.event.detail["artist"].as_str().unwrap())
+        .collect();
+    assert_eq!(quarantined, [ids[4].as_str(), ids[8].as_str()]);
 }
 
 #[tokio::test]

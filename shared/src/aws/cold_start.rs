@@ -57,12 +57,16 @@ impl ColdStart {
 
     /// The Spotify client, configured from `SPOTIFY_*` and reading its credentials from the
     /// JSON secret `SPOTIFY_SECRET_ID` (cached), where it also stores rotated refresh tokens.
+    /// Without `SPOTIFY_SECRET_ID` the cold start stops with an error naming it.
     #[cfg(feature = "spotify")]
     pub fn spotify(&self) -> Result<crate::spotify::SpotifyClient, ConfigError> {
         let config = crate::spotify::SpotifyConfig::from_env(&ProcessEnv)?;
+        let secret_id = self.aws.spotify_secret_id.clone().ok_or(ConfigError::Missing {
+            name: "SPOTIFY_SECRET_ID",
+        })?;
         let secrets = Arc::new(crate::secrets_cache::JsonSecretFields::new(
             self.secrets.clone(),
-            self.aws.spotify_secret_id.clone(),
+            secret_id,
         ));
         Ok(crate::spotify::SpotifyClient::new(
             config,

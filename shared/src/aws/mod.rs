@@ -32,7 +32,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::{ConfigError, EnvSource, required};
+use crate::config::{ConfigError, EnvSource, optional, required};
 use crate::error::PortError;
 use crate::telemetry::Metrics;
 
@@ -59,8 +59,9 @@ pub struct AwsConfig {
     pub dead_letter_queue_url: String,
     /// `EVENT_BUS_NAME`: the custom bus alerts and domain events are published on.
     pub event_bus_name: String,
-    /// `SPOTIFY_SECRET_ID`: name or ARN of the Spotify credentials secret.
-    pub spotify_secret_id: String,
+    /// `SPOTIFY_SECRET_ID`: name or ARN of the Spotify credentials secret. Only the functions
+    /// that call Spotify have it (and a grant on it): [`super::ColdStart::spotify`] requires it.
+    pub spotify_secret_id: Option<String>,
 }
 
 impl AwsConfig {
@@ -73,7 +74,7 @@ impl AwsConfig {
             work_queue_url: required(env, "WORK_QUEUE_URL")?,
             dead_letter_queue_url: required(env, "DEAD_LETTER_QUEUE_URL")?,
             event_bus_name: required(env, "EVENT_BUS_NAME")?,
-            spotify_secret_id: required(env, "SPOTIFY_SECRET_ID")?,
+            spotify_secret_id: optional(env, "SPOTIFY_SECRET_ID"),
         })
     }
 }
@@ -326,13 +327,13 @@ mod tests {
             ("EVENT_BUS_NAME", "music"),
         ]
         .into();
-        assert_eq!(
-            AwsConfig::from_env(&env),
-            Err(ConfigError::Missing {
-                name: "SPOTIFY_SECRET_ID"
-            })
-        );
+        // A function that does not call Spotify has no Spotify secret, and no grant on one.
+        assert_eq!(AwsConfig::from_env(&env).unwrap().spotify_secret_id, None);
         env.insert("SPOTIFY_SECRET_ID", "spotify/credentials");
+        assert_eq!(
+            AwsConfig::from_env(&env).unwrap().spotify_secret_id.as_deref(),
+            Some("spotify/credentials")
+        );
         env.insert("AUDIT_TABLE", " ");
         let err = AwsConfig::from_env(&env).unwrap_err();
         assert_eq!(

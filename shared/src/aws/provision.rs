@@ -111,7 +111,7 @@ pub async fn stack(
         work_queue_url: String::new(),
         dead_letter_queue_url: String::new(),
         event_bus_name: format!("{prefix}-bus"),
-        spotify_secret_id: format!("{prefix}/spotify"),
+        spotify_secret_id: Some(format!("{prefix}/spotify")),
     };
     use KeyType::{Hash, Range};
     use ScalarAttributeType::{N, S};

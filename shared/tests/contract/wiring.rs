@@ -90,16 +90,20 @@ async fn adapters_built_from_the_environment_reach_every_port_and_count_calls() 
         .await
         .unwrap();
     let json = r#"{"client_id":"cid","client_secret":"s"}"#;
+    let spotify_secret = config
+        .spotify_secret_id
+        .as_deref()
+        .expect("the provisioned stack has a Spotify secret");
     secrets
-        .put(&config.spotify_secret_id, &SecretString::from(json))
+        .put(spotify_secret, &SecretString::from(json))
         .await
         .unwrap();
-    let credentials = SpotifyCredentials::load(&secrets, &config.spotify_secret_id)
+    let credentials = SpotifyCredentials::load(&secrets, spotify_secret)
         .await
         .unwrap();
     assert_eq!(credentials.client_secret.expose_secret(), "s");
     // An uncached read goes to Secrets Manager.
-    assert!(aws.secrets.get(&config.spotify_secret_id).await.is_ok());
+    assert!(aws.secrets.get(spotify_secret).await.is_ok());
 
     metrics.flush(chrono::Utc::now());
     let line = capture
