@@ -75,20 +75,23 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
     // First: the day's social figures are stored before artist-monitoring trends them (the
     // template's schedules run in this order too, 04:00 and 06:00 UTC).
     if let Some(social) = &local.social {
-        functions.insert(0, Box::new(runtime.harness(
-            social_media_sync::SocialMediaSync {
-                web: social.web.clone(),
-                store,
-                secrets: social.secrets.clone(),
-                events: Arc::new(runtime.bus()),
-                // Pacing is in real time even when the runner simulates days: the sandbox
-                // checks the spacing of the requests it really receives.
-                clock: Arc::new(backbone::clock::SystemClock),
-                sleeper: Arc::new(social_media_sync::pacing::TokioSleeper),
-                settings: social.settings.clone(),
-            },
-            HarnessConfig::for_task("social-media-sync"),
-        )));
+        functions.insert(
+            0,
+            Box::new(runtime.harness(
+                social_media_sync::SocialMediaSync {
+                    web: social.web.clone(),
+                    store,
+                    secrets: social.secrets.clone(),
+                    events: Arc::new(runtime.bus()),
+                    // Pacing is in real time even when the runner simulates days: the sandbox
+                    // checks the spacing of the requests it really receives.
+                    clock: Arc::new(backbone::clock::SystemClock),
+                    sleeper: Arc::new(social_media_sync::pacing::TokioSleeper),
+                    settings: social.settings.clone(),
+                },
+                HarnessConfig::for_task("social-media-sync"),
+            )),
+        );
     }
     functions
 }

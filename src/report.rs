@@ -182,7 +182,9 @@ pub async fn build(
         artists,
         social,
         social_calls: social_sandbox(local).map(|s| s.calls()).unwrap_or_default(),
-        social_violations: social_sandbox(local).map(|s| s.violations()).unwrap_or_default(),
+        social_violations: social_sandbox(local)
+            .map(|s| s.violations())
+            .unwrap_or_default(),
         alerts,
         catalog,
         dead_letters,
@@ -213,7 +215,11 @@ async fn social_line(
                 .iter()
                 .map(|p| format!("{:?}", p.source).to_lowercase())
                 .collect();
-            let stable = l.stable_id.as_ref().map(|id| format!(" = {id}")).unwrap_or_default();
+            let stable = l
+                .stable_id
+                .as_ref()
+                .map(|id| format!(" = {id}"))
+                .unwrap_or_default();
             format!(
                 "{} {}{stable} ({:?}, {:.2}, {})",
                 l.platform,
@@ -373,7 +379,11 @@ impl fmt::Display for Report {
             .collect();
         writeln!(f, "social platform requests: {}", calls.join(", "))?;
         if !self.social_violations.is_empty() {
-            writeln!(f, "social rate-limit violations: {:?}", self.social_violations)?;
+            writeln!(
+                f,
+                "social rate-limit violations: {:?}",
+                self.social_violations
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "alerts ({}):", self.alerts.len())?;

@@ -68,18 +68,37 @@ impl WebApi for Unreachable {
 impl LocalSocial {
     /// The real platforms when `SOCIAL_CONTACT` is set; else a sandbox whose roster is
     /// `roster` (the Spotify sandbox's demo artists), built from `shared/social/fixtures`.
-    pub async fn from_env(env: &dyn EnvSource, roster: Vec<String>) -> Result<Self, SocialSetupError> {
+    pub async fn from_env(
+        env: &dyn EnvSource,
+        roster: Vec<String>,
+    ) -> Result<Self, SocialSetupError> {
         let mut settings = Settings::from_env(env)?;
         if backbone::config::optional(env, "SOCIAL_CONTACT").is_some() {
-            let web = HttpWeb::new(&social_media_sync::user_agent(env)?, Duration::from_secs(10), social_media_sync::upstreams_from_env(env)?)?;
-            settings.credentials_secret.get_or_insert_with(|| SECRET.to_owned());
-            return Ok(Self { web: Arc::new(web), secrets: Arc::new(EnvSecrets::new()), sandbox: None, settings });
+            let web = HttpWeb::new(
+                &social_media_sync::user_agent(env)?,
+                Duration::from_secs(10),
+                social_media_sync::upstreams_from_env(env)?,
+            )?;
+            settings
+                .credentials_secret
+                .get_or_insert_with(|| SECRET.to_owned());
+            return Ok(Self {
+                web: Arc::new(web),
+                secrets: Arc::new(EnvSecrets::new()),
+                sandbox: None,
+                settings,
+            });
         }
         let here = std::env::current_dir().unwrap_or_else(|_| Path::new(".").to_owned());
         let Some(fixtures) = social_sandbox::find_fixtures(&here) else {
             let reason = "no social sandbox: shared/social/fixtures not found beside the project (set SOCIAL_FIXTURES_DIR), and SOCIAL_CONTACT is not set for the real platforms".to_owned();
             tracing::warn!("{reason}");
-            return Ok(Self { web: Arc::new(Unreachable(reason)), secrets: Arc::new(EnvSecrets::new()), sandbox: None, settings });
+            return Ok(Self {
+                web: Arc::new(Unreachable(reason)),
+                secrets: Arc::new(EnvSecrets::new()),
+                sandbox: None,
+                settings,
+            });
         };
         let mut config = SocialSandboxConfig::new(roster, fixtures);
         // The sandbox keeps MusicBrainz's rule (requests spaced, deployment-wide) at a fiftieth
@@ -93,9 +112,16 @@ impl LocalSocial {
             sandbox.base_urls(),
         )?;
         let secrets = EnvSecrets::new();
-        secrets.put(SECRET, &SecretString::from(sandbox.credentials_json())).await?;
+        secrets
+            .put(SECRET, &SecretString::from(sandbox.credentials_json()))
+            .await?;
         settings.credentials_secret = Some(SECRET.to_owned());
-        Ok(Self { web: Arc::new(web), secrets: Arc::new(secrets), sandbox: Some(sandbox), settings })
+        Ok(Self {
+            web: Arc::new(web),
+            secrets: Arc::new(secrets),
+            sandbox: Some(sandbox),
+            settings,
+        })
     }
 }
 
@@ -145,7 +171,12 @@ pub struct ArtistSocial {
 }
 
 /// The graph, manual links and series of `artist` from `from` to `to`.
-pub async fn show(store: &dyn Store, artist: &ArtistId, from: NaiveDate, to: NaiveDate) -> Result<ArtistSocial, PortError> {
+pub async fn show(
+    store: &dyn Store,
+    artist: &ArtistId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<ArtistSocial, PortError> {
     let series = backbone::series::load(store, artist, from, to)
         .await?
         .into_iter()
@@ -155,7 +186,9 @@ pub async fn show(store: &dyn Store, artist: &ArtistId, from: NaiveDate, to: Nai
                 .map(|pt| {
                     let precision = match pt.precision {
                         backbone::series::Precision::Exact => "exact".to_owned(),
-                        backbone::series::Precision::SignificantFigures { figures } => format!("{figures} significant figures"),
+                        backbone::series::Precision::SignificantFigures { figures } => {
+                            format!("{figures} significant figures")
+                        }
                     };
                     (pt.as_of, pt.value, precision)
                 })
@@ -172,15 +205,29 @@ pub async fn show(store: &dyn Store, artist: &ArtistId, from: NaiveDate, to: Nai
 }
 
 /// Runs one `tasks social` command and returns what to print.
-pub async fn run(store: &dyn Store, now: chrono::DateTime<chrono::Utc>, command: SocialCommand) -> anyhow::Result<serde_json::Value> {
+pub async fn run(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    command: SocialCommand,
+) -> anyhow::Result<serde_json::Value> {
     let parse_artist = |a: &str| ArtistId::parse("artist", a).map_err(anyhow::Error::from);
     let parse_platform = |p: &str| p.parse::<Platform>().map_err(anyhow::Error::msg);
     match command {
-        SocialCommand::Link { artist, platform, account, by } => {
+        SocialCommand::Link {
+            artist,
+            platform,
+            account,
+            by,
+        } => {
             let artist = parse_artist(&artist)?;
             let platform = parse_platform(&platform)?;
             let account = platform.normalise(&account).map_err(anyhow::Error::msg)?;
-            let link = ManualLink { platform, account, entered_at: now, by };
+            let link = ManualLink {
+                platform,
+                account,
+                entered_at: now,
+                by,
+            };
             records::set_manual_link(store, &artist, &link).await?;
             Ok(serde_json::json!({"artist": artist, "linked": link}))
         }

@@ -226,7 +226,10 @@ fn function_env(
         ("WORK_QUEUE_URL", &stack.work_queue_url),
         ("DEAD_LETTER_QUEUE_URL", &stack.dead_letter_queue_url),
         ("EVENT_BUS_NAME", &stack.event_bus_name),
-        ("SPOTIFY_SECRET_ID", stack.spotify_secret_id.as_deref().unwrap_or_default()),
+        (
+            "SPOTIFY_SECRET_ID",
+            stack.spotify_secret_id.as_deref().unwrap_or_default(),
+        ),
         ("SPOTIFY_API_TIER", "development"),
         ("AWS_ENDPOINT_URL", endpoint),
     ]
@@ -314,9 +317,9 @@ impl Deployed {
         let social = if function == "social-media-sync" {
             let fixtures = social_sandbox::find_fixtures(&root()).expect("shared/social/fixtures");
             let roster = artists.iter().map(|a| a.to_string()).collect();
-            let social = social_sandbox::SocialSandbox::spawn(social_sandbox::SocialSandboxConfig::new(
-                roster, fixtures,
-            ))
+            let social = social_sandbox::SocialSandbox::spawn(
+                social_sandbox::SocialSandboxConfig::new(roster, fixtures),
+            )
             .await
             .unwrap();
             let secret_id = format!("{prefix}-social");

@@ -79,9 +79,10 @@ impl WebApi for HttpWeb {
             builder = builder.bearer_auth(token.expose_secret());
         }
         let what = format!("{} {}", request.upstream, request.path);
-        let mut response = builder.send().await.map_err(|err| {
-            PortError::transient(OP, format!("{what}: {}", err.without_url()))
-        })?;
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|err| PortError::transient(OP, format!("{what}: {}", err.without_url())))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -91,7 +92,10 @@ impl WebApi for HttpWeb {
             .map(Duration::from_secs);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|err| {
-            PortError::transient(OP, format!("{what}: reading the body: {}", err.without_url()))
+            PortError::transient(
+                OP,
+                format!("{what}: reading the body: {}", err.without_url()),
+            )
         })? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(PortError::permanent(

@@ -160,8 +160,12 @@ impl SocialSandbox {
     pub async fn spawn(config: SocialSandboxConfig) -> Result<Self, SandboxError> {
         let fixtures = Fixtures::load(&config.fixtures)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let listener = TcpListener::bind(addr).await.map_err(|source| SandboxError::Io { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Io { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SandboxError::Io { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Io { addr, source })?;
         let state = Arc::new(server::State::new(config, fixtures));
         let app = server::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -175,12 +179,20 @@ impl SocialSandbox {
                 tracing::error!(error = %err, "social sandbox stopped");
             }
         });
-        Ok(Self { addr, state, shutdown: Some(tx), task: Some(task) })
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     /// The base URL of every upstream (`http://127.0.0.1:PORT/<upstream>`).
     pub fn base_urls(&self) -> BTreeMap<String, String> {
-        UPSTREAMS.iter().map(|u| ((*u).to_owned(), format!("http://{}/{u}", self.addr))).collect()
+        UPSTREAMS
+            .iter()
+            .map(|u| ((*u).to_owned(), format!("http://{}/{u}", self.addr)))
+            .collect()
     }
 
     /// The address served.

@@ -42,7 +42,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl State {
     pub(crate) fn new(config: SocialSandboxConfig, fixtures: Fixtures) -> Self {
-        let personas = config.artists.iter().enumerate().map(|(i, a)| Persona::new(i, a)).collect();
+        let personas = config
+            .artists
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Persona::new(i, a))
+            .collect();
         Self {
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.seed)),
             faults: Mutex::new(config.faults.clone()),
@@ -88,7 +93,9 @@ impl State {
     }
 
     fn violated(&self, upstream: &str) {
-        *lock(&self.violations).entry(upstream.to_owned()).or_default() += 1;
+        *lock(&self.violations)
+            .entry(upstream.to_owned())
+            .or_default() += 1;
     }
 
     /// Records the request against the published limits; `true` when it breaks one.
@@ -127,7 +134,12 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn rate_limited(upstream: &str, retry_after: u64) -> Response {
@@ -138,9 +150,15 @@ fn rate_limited(upstream: &str, retry_after: u64) -> Response {
             json!({"error": "Your requests are exceeding the allowable rate limit. Please see http://wiki.musicbrainz.org/XMLWebService for more information."}),
         ),
         // Deezer's quota error arrives with HTTP 200.
-        "deezer" => json_response(StatusCode::OK, json!({"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}})),
+        "deezer" => json_response(
+            StatusCode::OK,
+            json!({"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}),
+        ),
         // Last.fm error 29, with HTTP 200.
-        "lastfm" => json_response(StatusCode::OK, json!({"error": 29, "message": "Rate Limit Exceeded", "links": []})),
+        "lastfm" => json_response(
+            StatusCode::OK,
+            json!({"error": 29, "message": "Rate Limit Exceeded", "links": []}),
+        ),
         "youtube" => json_response(
             StatusCode::FORBIDDEN,
             json!({"error": {"code": 403, "message": "Rate limit exceeded", "errors": [{"message": "Rate limit exceeded", "domain": "youtube.quota", "reason": "rateLimitExceeded"}]}}),
@@ -149,10 +167,15 @@ fn rate_limited(upstream: &str, retry_after: u64) -> Response {
             StatusCode::BAD_REQUEST,
             json!({"error": {"message": "Application request limit reached", "type": "OAuthException", "code": 4}}),
         ),
-        _ => json_response(StatusCode::TOO_MANY_REQUESTS, json!({"data": {}, "error": {"code": "rate_limit_exceeded", "message": "Too many requests", "log_id": "sandbox"}})),
+        _ => json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"data": {}, "error": {"code": "rate_limit_exceeded", "message": "Too many requests", "log_id": "sandbox"}}),
+        ),
     };
     if !matches!(upstream, "deezer" | "lastfm") {
-        response.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(retry_after));
     }
     response
 }
@@ -185,7 +208,10 @@ async fn handle(
     };
     let (slow, roll) = {
         let mut rng = lock(&s.rng);
-        (rng.random_bool(faults.slow_rate.clamp(0.0, 1.0)), rng.random::<f64>())
+        (
+            rng.random_bool(faults.slow_rate.clamp(0.0, 1.0)),
+            rng.random::<f64>(),
+        )
     };
     if slow {
         tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
@@ -197,7 +223,10 @@ async fn handle(
     match forced {
         Some(Forced::RateLimit) => return rate_limited(&upstream, faults.retry_after_secs),
         Some(Forced::Unavailable) => {
-            return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "Service unavailable"}));
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "Service unavailable"}),
+            );
         }
         None => {}
     }
@@ -205,7 +234,10 @@ async fn handle(
         return rate_limited(&upstream, faults.retry_after_secs);
     }
     if roll < faults.rate_limit_rate + faults.server_error_rate {
-        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "Service unavailable"}));
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "Service unavailable"}),
+        );
     }
     let day = s.day();
     let f = &s.fixtures;
@@ -217,29 +249,43 @@ async fn handle(
             json_response(StatusCode::OK, f.wd_query(p))
         }
         "wikidata" => {
-            let Some(qid) = rest.strip_prefix("/wiki/Special:EntityData/").and_then(|r| r.strip_suffix(".json")) else {
+            let Some(qid) = rest
+                .strip_prefix("/wiki/Special:EntityData/")
+                .and_then(|r| r.strip_suffix(".json"))
+            else {
                 return json_response(StatusCode::NOT_FOUND, json!({"error": "not found"}));
             };
             // A merged item redirects to its target, as Special:EntityData does.
             if let Some(p) = s.persona(|p| p.qid_alias.as_deref() == Some(qid)) {
                 let target = p.qid.clone().unwrap_or_default();
                 let mut r = StatusCode::SEE_OTHER.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("/wikidata/wiki/Special:EntityData/{target}.json")) {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "/wikidata/wiki/Special:EntityData/{target}.json"
+                )) {
                     r.headers_mut().insert("location", v);
                 }
                 return r;
             }
             match s.persona(|p| p.qid.as_deref() == Some(qid)) {
                 Some(p) => json_response(StatusCode::OK, f.wd_entity(p)),
-                None => json_response(StatusCode::NOT_FOUND, json!({"error": {"code": "no-such-entity", "info": format!("Could not find an entity with the ID \"{qid}\".")}})),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": {"code": "no-such-entity", "info": format!("Could not find an entity with the ID \"{qid}\".")}}),
+                ),
             }
         }
         "youtube" => youtube(&s, &rest, &q, day),
         "lastfm" => {
             if q.get("api_key") != Some(&s.config.lastfm_key) {
-                return json_response(StatusCode::FORBIDDEN, json!({"error": 10, "message": "Invalid API key - You must be granted a valid key by last.fm", "links": []}));
+                return json_response(
+                    StatusCode::FORBIDDEN,
+                    json!({"error": 10, "message": "Invalid API key - You must be granted a valid key by last.fm", "links": []}),
+                );
             }
-            let name = q.get("artist").map(|a| a.to_lowercase()).unwrap_or_default();
+            let name = q
+                .get("artist")
+                .map(|a| a.to_lowercase())
+                .unwrap_or_default();
             match s.persona(|p| p.lastfm.as_deref() == Some(name.as_str())) {
                 Some(p) => json_response(StatusCode::OK, f.lastfm(p, day)),
                 // Error 6, with HTTP 200 as Last.fm sends it.
@@ -257,7 +303,10 @@ async fn handle(
         "instagram" => {
             let (token, user) = &s.config.instagram;
             if q.get("access_token") != Some(token) || rest != format!("/v21.0/{user}") {
-                return json_response(StatusCode::BAD_REQUEST, json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}));
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}),
+                );
             }
             let fields = q.get("fields").cloned().unwrap_or_default();
             let name = fields
@@ -265,67 +314,115 @@ async fn handle(
                 .and_then(|(_, r)| r.split_once(')'))
                 .map(|(n, _)| n.to_owned())
                 .unwrap_or_default();
-            match s.persona(|p| p.instagram.as_deref() == Some(name.as_str()) && !(p.profile == 6 && day >= 3)) {
+            match s.persona(|p| {
+                p.instagram.as_deref() == Some(name.as_str()) && !(p.profile == 6 && day >= 3)
+            }) {
                 Some(p) => json_response(StatusCode::OK, f.instagram(p, user, day)),
-                None => json_response(StatusCode::BAD_REQUEST, json!({"error": {"message": "Invalid user id", "type": "OAuthException", "code": 110, "error_subcode": 2207013}})),
+                None => json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": {"message": "Invalid user id", "type": "OAuthException", "code": 110, "error_subcode": 2207013}}),
+                ),
             }
         }
         "tiktok" => {
-            let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-            let artist = token.strip_prefix(&s.config.tiktok_token_prefix).unwrap_or("");
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let artist = token
+                .strip_prefix(&s.config.tiktok_token_prefix)
+                .unwrap_or("");
             match s.persona(|p| p.spotify == artist && p.tiktok.is_some()) {
                 Some(p) => json_response(StatusCode::OK, f.tiktok(p, day)),
-                None => json_response(StatusCode::UNAUTHORIZED, json!({"data": {}, "error": {"code": "access_token_invalid", "message": "The access token is invalid or not found in the request.", "log_id": "sandbox"}})),
+                None => json_response(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"data": {}, "error": {"code": "access_token_invalid", "message": "The access token is invalid or not found in the request.", "log_id": "sandbox"}}),
+                ),
             }
         }
         _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
 }
 
-fn musicbrainz(s: &State, rest: &str, q: &HashMap<String, String>, headers: &HeaderMap) -> Response {
+fn musicbrainz(
+    s: &State,
+    rest: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
     // MusicBrainz blocks clients without a descriptive User-Agent.
-    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !ua.contains('(') {
-        return json_response(StatusCode::FORBIDDEN, json!({"error": "a descriptive User-Agent with contact information is required"}));
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"error": "a descriptive User-Agent with contact information is required"}),
+        );
     }
     let f = &s.fixtures;
     if rest == "/ws/2/url" {
         let resource = q.get("resource").cloned().unwrap_or_default();
-        let id = resource.strip_prefix("https://open.spotify.com/artist/").unwrap_or("");
+        let id = resource
+            .strip_prefix("https://open.spotify.com/artist/")
+            .unwrap_or("");
         return match s.persona(|p| p.spotify == id && p.mbid.is_some()) {
             Some(p) => json_response(StatusCode::OK, f.mb_url_lookup(p, &resource)),
-            None => json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found", "help": "For usage, please see: https://musicbrainz.org/development/mmd"})),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": "Not Found", "help": "For usage, please see: https://musicbrainz.org/development/mmd"}),
+            ),
         };
     }
     if let Some(mbid) = rest.strip_prefix("/ws/2/artist/") {
         return match s.persona(|p| p.mbid.as_deref() == Some(mbid)) {
             Some(p) => json_response(StatusCode::OK, f.mb_artist(p)),
-            None => json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found", "help": "For usage, please see: https://musicbrainz.org/development/mmd"})),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": "Not Found", "help": "For usage, please see: https://musicbrainz.org/development/mmd"}),
+            ),
         };
     }
-    json_response(StatusCode::BAD_REQUEST, json!({"error": "Invalid resource"}))
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "Invalid resource"}),
+    )
 }
 
 fn youtube(s: &State, rest: &str, q: &HashMap<String, String>, day: u32) -> Response {
     let f = &s.fixtures;
     if rest != "/youtube/v3/channels" {
-        return json_response(StatusCode::NOT_FOUND, json!({"error": {"code": 404, "message": "Not Found", "errors": [{"reason": "notFound"}]}}));
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": 404, "message": "Not Found", "errors": [{"reason": "notFound"}]}}),
+        );
     }
     if q.get("key") != Some(&s.config.youtube_key) {
         return json_response(StatusCode::BAD_REQUEST, f.yt_key_invalid.clone());
     }
-    let with_stats = q.get("part").is_some_and(|p| p.split(',').any(|x| x == "statistics"));
+    let with_stats = q
+        .get("part")
+        .is_some_and(|p| p.split(',').any(|x| x == "statistics"));
     if let Some(handle) = q.get("forHandle") {
         let h = handle.to_lowercase();
         let items: Vec<Value> = s
             .personas
             .iter()
             .filter(|p| p.handle_on(day).is_some_and(|cur| cur.to_lowercase() == h))
-            .filter_map(|p| p.yt_handle.as_ref().map(|(_, id)| f.yt_channel(p, id, day, with_stats)))
+            .filter_map(|p| {
+                p.yt_handle
+                    .as_ref()
+                    .map(|(_, id)| f.yt_channel(p, id, day, with_stats))
+            })
             .collect();
         return json_response(StatusCode::OK, f.yt_list(items));
     }
-    let ids: Vec<&str> = q.get("id").map(|v| v.split(',').filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+    let ids: Vec<&str> = q
+        .get("id")
+        .map(|v| v.split(',').filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
     if ids.is_empty() || ids.len() > 50 {
         return json_response(
             StatusCode::BAD_REQUEST,
@@ -340,7 +437,8 @@ fn youtube(s: &State, rest: &str, q: &HashMap<String, String>, day: u32) -> Resp
                     || p.yt_wd.as_deref() == Some(*id)
                     || p.yt_handle.as_ref().is_some_and(|(_, c)| c == id)
             })?;
-            p.channel_exists(id).then(|| f.yt_channel(p, id, day, with_stats))
+            p.channel_exists(id)
+                .then(|| f.yt_channel(p, id, day, with_stats))
         })
         .collect();
     json_response(StatusCode::OK, f.yt_list(items))

@@ -49,8 +49,14 @@ impl Fixtures {
     pub fn load(dir: &Path) -> Result<Self, FixtureError> {
         let read = |name: &str| -> Result<Value, FixtureError> {
             let path = dir.join(name);
-            let text = std::fs::read(&path).map_err(|e| FixtureError { path: path.clone(), reason: e.to_string() })?;
-            serde_json::from_slice(&text).map_err(|e| FixtureError { path, reason: e.to_string() })
+            let text = std::fs::read(&path).map_err(|e| FixtureError {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            serde_json::from_slice(&text).map_err(|e| FixtureError {
+                path,
+                reason: e.to_string(),
+            })
         };
         Ok(Self {
             mb_url: read("musicbrainz_url_lookup_release_rels.json")?,
@@ -112,7 +118,14 @@ const HEX: &[u8] = b"0123456789abcdef";
 
 fn uuid(parts: &[&str]) -> String {
     let h = token(parts, HEX, 32);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// One artist of the world.
@@ -161,14 +174,20 @@ impl Persona {
             name: name.clone(),
             mbid: Some(uuid(&[s, "mbid"])),
             wikidata_mbid: None,
-            qid: Some(format!("Q{}", 100_000 + (unit(&[s, "qid"]) * 9_000_000.0) as u64)),
+            qid: Some(format!(
+                "Q{}",
+                100_000 + (unit(&[s, "qid"]) * 9_000_000.0) as u64
+            )),
             qid_alias: None,
             yt_mb: Some(channel("a")),
             yt_wd: None,
             yt_handle: None,
             instagram: Some(format!("sandbox.artist{index}")),
             tiktok: None,
-            deezer: Some(format!("{}", 1_000 + (unit(&[s, "deezer"]) * 9_000_000.0) as u64)),
+            deezer: Some(format!(
+                "{}",
+                1_000 + (unit(&[s, "deezer"]) * 9_000_000.0) as u64
+            )),
             lastfm: Some(name.to_lowercase()),
         };
         p.yt_wd = p.yt_mb.clone();
@@ -208,7 +227,11 @@ impl Persona {
     /// The channel's handle on `day` (renamed on day 3 for profile 6).
     pub fn handle_on(&self, day: u32) -> Option<String> {
         let (handle, _) = self.yt_handle.as_ref()?;
-        Some(if day >= 3 { format!("{handle}-official") } else { handle.clone() })
+        Some(if day >= 3 {
+            format!("{handle}-official")
+        } else {
+            handle.clone()
+        })
     }
 
     /// A figure on `day`: a base drawn from the artist and metric, steady growth, and
@@ -216,7 +239,8 @@ impl Persona {
     pub fn figure(&self, platform: &str, metric: &str, day: u32) -> u64 {
         let base = 2_000.0 + unit(&[&self.spotify, platform, metric]) * 3_000_000.0;
         let growth = base * (0.001 + unit(&[&self.spotify, platform, metric, "g"]) * 0.004);
-        let wobble = (unit(&[&self.spotify, platform, metric, &day.to_string()]) - 0.5) * growth * 0.2;
+        let wobble =
+            (unit(&[&self.spotify, platform, metric, &day.to_string()]) - 0.5) * growth * 0.2;
         let mut v = base + growth * f64::from(day) + wobble;
         if self.profile == 1 && platform == "deezer" && metric == "fans" && day >= 21 {
             v += base * 0.08;
@@ -256,7 +280,8 @@ impl Fixtures {
         rel["type"] = json!("free streaming");
         rel["type-id"] = json!("769085a1-c2f7-4c24-a532-2375a77693bd");
         rel["target-type"] = json!("artist");
-        rel["artist"] = json!({"id": p.mbid, "name": p.name, "sort-name": p.name, "disambiguation": ""});
+        rel["artist"] =
+            json!({"id": p.mbid, "name": p.name, "sort-name": p.name, "disambiguation": ""});
         doc["relations"] = json!([rel]);
         doc
     }
@@ -277,22 +302,46 @@ impl Fixtures {
             format!("https://open.spotify.com/artist/{}", p.spotify),
         )];
         if let Some(id) = &p.yt_mb {
-            rels.push(rel("youtube", "6a540e5b-58c6-4192-b6ba-dbc71ec8fcf0", format!("https://www.youtube.com/channel/{id}")));
+            rels.push(rel(
+                "youtube",
+                "6a540e5b-58c6-4192-b6ba-dbc71ec8fcf0",
+                format!("https://www.youtube.com/channel/{id}"),
+            ));
         }
         if let Some((handle, _)) = &p.yt_handle {
-            rels.push(rel("youtube", "6a540e5b-58c6-4192-b6ba-dbc71ec8fcf0", format!("https://www.youtube.com/{handle}")));
+            rels.push(rel(
+                "youtube",
+                "6a540e5b-58c6-4192-b6ba-dbc71ec8fcf0",
+                format!("https://www.youtube.com/{handle}"),
+            ));
         }
         if let Some(u) = &p.instagram {
-            rels.push(rel("social network", "99429741-f3f6-484b-84f8-23af51991770", format!("https://www.instagram.com/{u}/")));
+            rels.push(rel(
+                "social network",
+                "99429741-f3f6-484b-84f8-23af51991770",
+                format!("https://www.instagram.com/{u}/"),
+            ));
         }
         if let Some(u) = &p.tiktok {
-            rels.push(rel("social network", "99429741-f3f6-484b-84f8-23af51991770", format!("https://www.tiktok.com/@{u}")));
+            rels.push(rel(
+                "social network",
+                "99429741-f3f6-484b-84f8-23af51991770",
+                format!("https://www.tiktok.com/@{u}"),
+            ));
         }
         if let Some(id) = &p.deezer {
-            rels.push(rel("free streaming", "769085a1-c2f7-4c24-a532-2375a77693bd", format!("https://www.deezer.com/artist/{id}")));
+            rels.push(rel(
+                "free streaming",
+                "769085a1-c2f7-4c24-a532-2375a77693bd",
+                format!("https://www.deezer.com/artist/{id}"),
+            ));
         }
         if let Some(n) = &p.lastfm {
-            rels.push(rel("last.fm", "08db8098-c0df-4b78-82c3-c8697b4bba7f", format!("https://www.last.fm/music/{}", n.replace(' ', "+"))));
+            rels.push(rel(
+                "last.fm",
+                "08db8098-c0df-4b78-82c3-c8697b4bba7f",
+                format!("https://www.last.fm/music/{}", n.replace(' ', "+")),
+            ));
         }
         json!({"id": p.mbid, "name": p.name, "sort-name": p.name, "type": "Person", "disambiguation": "", "relations": rels})
     }
@@ -312,7 +361,10 @@ impl Fixtures {
 
     /// `Special:EntityData/<qid>.json` for `p`, the recorded entity with its claims replaced.
     pub fn wd_entity(&self, p: &Persona) -> Value {
-        let (qid, mut entity) = match self.wd_entity["entities"].as_object().and_then(|m| m.iter().next()) {
+        let (qid, mut entity) = match self.wd_entity["entities"]
+            .as_object()
+            .and_then(|m| m.iter().next())
+        {
             Some((_, e)) => (p.qid.clone().unwrap_or_default(), e.clone()),
             None => (p.qid.clone().unwrap_or_default(), json!({})),
         };
@@ -363,7 +415,10 @@ impl Fixtures {
         item["id"] = json!(id);
         item["snippet"]["title"] = json!(p.name);
         item["snippet"]["localized"]["title"] = json!(p.name);
-        item["snippet"]["customUrl"] = json!(p.handle_on(day).unwrap_or_else(|| format!("@{}", p.name.replace(' ', "").to_lowercase())));
+        item["snippet"]["customUrl"] = json!(
+            p.handle_on(day)
+                .unwrap_or_else(|| format!("@{}", p.name.replace(' ', "").to_lowercase()))
+        );
         if !with_stats {
             if let Some(o) = item.as_object_mut() {
                 o.remove("statistics");
@@ -402,13 +457,16 @@ impl Fixtures {
     /// `artist.getInfo` for `p` on `day` (profile 7: counts with thousands separators).
     pub fn lastfm(&self, p: &Persona, day: u32) -> Value {
         let mut doc = self.lastfm.clone();
-        let (l, c) = (p.figure("lastfm", "listeners", day), p.figure("lastfm", "plays", day) * 20);
+        let (l, c) = (
+            p.figure("lastfm", "listeners", day),
+            p.figure("lastfm", "plays", day) * 20,
+        );
         let fmt = |v: u64| {
             if p.profile == 7 {
                 let s = v.to_string();
                 let mut out = String::new();
                 for (i, ch) in s.chars().enumerate() {
-                    if i > 0 && (s.len() - i) % 3 == 0 {
+                    if i > 0 && (s.len() - i).is_multiple_of(3) {
                         out.push(',');
                     }
                     out.push(ch);
@@ -420,7 +478,10 @@ impl Fixtures {
         };
         doc["artist"]["name"] = json!(p.name);
         doc["artist"]["mbid"] = json!(p.mbid.clone().unwrap_or_default());
-        doc["artist"]["url"] = json!(format!("https://www.last.fm/music/{}", p.name.replace(' ', "+")));
+        doc["artist"]["url"] = json!(format!(
+            "https://www.last.fm/music/{}",
+            p.name.replace(' ', "+")
+        ));
         doc["artist"]["stats"] = json!({"listeners": fmt(l), "playcount": fmt(c)});
         doc
     }
@@ -428,7 +489,11 @@ impl Fixtures {
     /// `GET /artist/<id>` for `p` on `day`.
     pub fn deezer(&self, p: &Persona, day: u32) -> Value {
         let mut doc = self.deezer.clone();
-        let id: u64 = p.deezer.as_deref().and_then(|d| d.parse().ok()).unwrap_or(0);
+        let id: u64 = p
+            .deezer
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
         doc["id"] = json!(id);
         doc["name"] = json!(p.name);
         doc["link"] = json!(format!("https://www.deezer.com/artist/{id}"));

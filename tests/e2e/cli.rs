@@ -109,10 +109,29 @@ fn social_link_checks_the_account_and_show_returns_the_manual_link() {
     let unknown = tasks(&db, &["social", "link", artist, "myspace", "x"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown platform \"myspace\""));
 
-    let ok = tasks(&db, &["social", "link", artist, "youtube", "@SomeArtist", "--by", "label-ops"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = tasks(
+        &db,
+        &[
+            "social",
+            "link",
+            artist,
+            "youtube",
+            "@SomeArtist",
+            "--by",
+            "label-ops",
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let shown = tasks(&db, &["social", "show", artist]);
-    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["manual"][0]["account"], "@someartist");
     assert_eq!(shown["manual"][0]["by"], "label-ops");

@@ -37,23 +37,39 @@ pub struct SocialTrend {
 }
 
 /// The trends of every series with a point on `date`.
-pub fn trends(series: &BTreeMap<(String, String), Vec<SeriesPoint>>, date: NaiveDate) -> Vec<SocialTrend> {
+pub fn trends(
+    series: &BTreeMap<(String, String), Vec<SeriesPoint>>,
+    date: NaiveDate,
+) -> Vec<SocialTrend> {
     let mut out = Vec::new();
     for ((platform, metric), points) in series {
-        let Some(today) = points.iter().find(|p| p.as_of == date) else { continue };
-        let values: BTreeMap<NaiveDate, f64> = points.iter().map(|p| (p.as_of, p.value as f64)).collect();
-        let slack: BTreeMap<NaiveDate, f64> = points.iter().map(|p| (p.as_of, p.precision.half_step(p.value))).collect();
+        let Some(today) = points.iter().find(|p| p.as_of == date) else {
+            continue;
+        };
+        let values: BTreeMap<NaiveDate, f64> =
+            points.iter().map(|p| (p.as_of, p.value as f64)).collect();
+        let slack: BTreeMap<NaiveDate, f64> = points
+            .iter()
+            .map(|p| (p.as_of, p.precision.half_step(p.value)))
+            .collect();
         let mut changes = Vec::new();
         let mut within = Vec::new();
         for c in trend::changes(&values, date) {
-            let rounding = slack.get(&c.from).copied().unwrap_or(0.0) + slack.get(&c.to).copied().unwrap_or(0.0);
+            let rounding = slack.get(&c.from).copied().unwrap_or(0.0)
+                + slack.get(&c.to).copied().unwrap_or(0.0);
             if c.absolute.abs() <= rounding {
                 within.push(c.window_days);
             } else {
                 changes.push(c);
             }
         }
-        out.push(SocialTrend { platform: platform.clone(), metric: metric.clone(), value: today.value, changes, within_rounding: within });
+        out.push(SocialTrend {
+            platform: platform.clone(),
+            metric: metric.clone(),
+            value: today.value,
+            changes,
+            within_rounding: within,
+        });
     }
     out
 }
@@ -72,24 +88,47 @@ pub fn alerts(
         if !AUDIENCE_METRICS.contains(&metric.as_str()) {
             continue;
         }
-        let Some(today) = points.iter().find(|p| p.as_of == date) else { continue };
-        let Some(before) = points.iter().filter(|p| p.as_of < date).max_by_key(|p| p.as_of) else { continue };
+        let Some(today) = points.iter().find(|p| p.as_of == date) else {
+            continue;
+        };
+        let Some(before) = points
+            .iter()
+            .filter(|p| p.as_of < date)
+            .max_by_key(|p| p.as_of)
+        else {
+            continue;
+        };
         let now = today.value as f64;
         let prev = before.value as f64;
-        let rounding = today.precision.half_step(today.value) + before.precision.half_step(before.value);
-        let alert = |kind: AlertKind, discriminator: String, summary: String, evidence: serde_json::Value| Alert {
+        let rounding =
+            today.precision.half_step(today.value) + before.precision.half_step(before.value);
+        let alert = |kind: AlertKind,
+                     discriminator: String,
+                     summary: String,
+                     evidence: serde_json::Value| Alert {
             kind,
             artist: artist.clone(),
             artist_name: name.map(str::to_owned),
             date,
-            dedupe_key: format!("{}#{artist}#{platform}.{metric}#{discriminator}", kind.as_str()),
+            dedupe_key: format!(
+                "{}#{artist}#{platform}.{metric}#{discriminator}",
+                kind.as_str()
+            ),
             summary,
             evidence,
         };
         if rules.enabled.contains(&AlertKind::FollowerMilestone) {
             // A milestone crossed only within rounding is not crossed yet.
-            let (half_now, half_prev) = (today.precision.half_step(today.value), before.precision.half_step(before.value));
-            for m in rules.milestones.iter().copied().filter(|m| prev + half_prev < *m as f64 && now - half_now >= *m as f64) {
+            let (half_now, half_prev) = (
+                today.precision.half_step(today.value),
+                before.precision.half_step(before.value),
+            );
+            for m in rules
+                .milestones
+                .iter()
+                .copied()
+                .filter(|m| prev + half_prev < *m as f64 && now - half_now >= *m as f64)
+            {
                 out.push(alert(
                     AlertKind::FollowerMilestone,
                     m.to_string(),
@@ -144,7 +183,12 @@ mod tests {
         "4Z8W4fKeB5YxbusRsdQVPb".parse().unwrap()
     }
 
-    fn series(platform: &str, metric: &str, values: &[(i64, u64)], precision: Precision) -> BTreeMap<(String, String), Vec<SeriesPoint>> {
+    fn series(
+        platform: &str,
+        metric: &str,
+        values: &[(i64, u64)],
+        precision: Precision,
+    ) -> BTreeMap<(String, String), Vec<SeriesPoint>> {
         let points = values
             .iter()
             .map(|(d, v)| SeriesPoint {
@@ -165,43 +209,81 @@ mod tests {
     fn a_change_within_youtube_rounding_is_not_a_trend() {
         let three = Precision::SignificantFigures { figures: 3 };
         // 1.23M → 1.24M: a step of one rounding unit (10,000) is within the 5,000 + 5,000 slack.
-        let s = series("youtube", "subscribers", &[(0, 1_230_000), (1, 1_240_000), (7, 1_240_000)], three);
+        let s = series(
+            "youtube",
+            "subscribers",
+            &[(0, 1_230_000), (1, 1_240_000), (7, 1_240_000)],
+            three,
+        );
         let t = trends(&s, day(1));
         assert_eq!(t[0].within_rounding, vec![1]);
         assert!(t[0].changes.is_empty());
         // Two steps is more than rounding can explain.
-        let s = series("youtube", "subscribers", &[(0, 1_230_000), (1, 1_250_000)], three);
+        let s = series(
+            "youtube",
+            "subscribers",
+            &[(0, 1_230_000), (1, 1_250_000)],
+            three,
+        );
         let t = trends(&s, day(1));
         assert_eq!(t[0].changes[0].absolute, 20_000.0);
         // Exact counts: any change is a change.
-        let s = series("deezer", "fans", &[(0, 1_230_000), (1, 1_230_001)], Precision::Exact);
+        let s = series(
+            "deezer",
+            "fans",
+            &[(0, 1_230_000), (1, 1_230_001)],
+            Precision::Exact,
+        );
         assert_eq!(trends(&s, day(1))[0].changes.len(), 1);
     }
 
     #[test]
     fn alerts_name_the_platform_and_rounding_never_crosses_a_milestone() {
         let rules = AlertRules::default();
-        let s = series("deezer", "fans", &[(0, 99_990), (1, 100_020)], Precision::Exact);
+        let s = series(
+            "deezer",
+            "fans",
+            &[(0, 99_990), (1, 100_020)],
+            Precision::Exact,
+        );
         let a = alerts(&rules, &artist(), Some("Band"), day(1), &s);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].evidence["platform"], "deezer");
-        assert_eq!(a[0].dedupe_key, format!("follower_milestone#{}#deezer.fans#100000", artist()));
+        assert_eq!(
+            a[0].dedupe_key,
+            format!("follower_milestone#{}#deezer.fans#100000", artist())
+        );
         assert!(a[0].summary.contains("on deezer"));
         // 999,000 → 1,000,000 at three figures: the true count may still be below a million.
-        let s = series("youtube", "subscribers", &[(0, 999_000), (1, 1_000_000)], Precision::SignificantFigures { figures: 3 });
+        let s = series(
+            "youtube",
+            "subscribers",
+            &[(0, 999_000), (1, 1_000_000)],
+            Precision::SignificantFigures { figures: 3 },
+        );
         assert!(alerts(&rules, &artist(), None, day(1), &s).is_empty());
         // Non-audience metrics never raise milestones.
-        let s = series("youtube", "views", &[(0, 99_990), (1, 100_020)], Precision::Exact);
+        let s = series(
+            "youtube",
+            "views",
+            &[(0, 99_990), (1, 100_020)],
+            Precision::Exact,
+        );
         assert!(alerts(&rules, &artist(), None, day(1), &s).is_empty());
     }
 
     #[test]
     fn a_surge_on_a_platform_is_unusual_growth_with_evidence() {
-        let mut values: Vec<(i64, u64)> = (0..30).map(|n| (n, 50_000 + 100 * n as u64 + (n as u64 % 3) * 7)).collect();
+        let mut values: Vec<(i64, u64)> = (0..30)
+            .map(|n| (n, 50_000 + 100 * n as u64 + (n as u64 % 3) * 7))
+            .collect();
         values.push((30, values[29].1 + 5_000));
         let s = series("instagram", "followers", &values, Precision::Exact);
         let a = alerts(&AlertRules::default(), &artist(), None, day(30), &s);
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].kind, a[0].evidence["platform"].as_str()), (AlertKind::UnusualGrowth, Some("instagram")));
+        assert_eq!(
+            (a[0].kind, a[0].evidence["platform"].as_str()),
+            (AlertKind::UnusualGrowth, Some("instagram"))
+        );
     }
 }

@@ -74,17 +74,26 @@ impl Caller {
 
     /// Requests sent per upstream (retries included).
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sends `request`, retrying passing faults; any other status is returned as it came.
     /// `time_left` bounds every wait.
-    pub async fn get(&self, request: &WebRequest, time_left: Duration) -> Result<WebResponse, CallError> {
+    pub async fn get(
+        &self,
+        request: &WebRequest,
+        time_left: Duration,
+    ) -> Result<WebResponse, CallError> {
         let upstream = request.upstream;
         let mut last = String::new();
         for attempt in 1..=MAX_ATTEMPTS {
             if let Some(pacer) = self.pacers.get(upstream) {
-                pacer.acquire(time_left.min(Duration::from_secs(60))).await?;
+                pacer
+                    .acquire(time_left.min(Duration::from_secs(60)))
+                    .await?;
             }
             *self
                 .counts
@@ -103,7 +112,12 @@ impl Caller {
                             retry_after: r.retry_after,
                         });
                     }
-                    tracing::info!(upstream, status = r.status, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    tracing::info!(
+                        upstream,
+                        status = r.status,
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited; waiting"
+                    );
                     self.sleeper.sleep(wait).await;
                 }
                 Ok(r) if r.status >= 500 => {
@@ -121,6 +135,9 @@ impl Caller {
                 }
             }
         }
-        Err(CallError::Unavailable { upstream, reason: last })
+        Err(CallError::Unavailable {
+            upstream,
+            reason: last,
+        })
     }
 }

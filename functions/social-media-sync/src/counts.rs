@@ -112,7 +112,8 @@ mod tests {
         ] {
             let err = parse("statistics.subscriberCount", Some(&bad)).unwrap_err();
             assert!(
-                err.to_string().starts_with("statistics.subscriberCount: expected a count"),
+                err.to_string()
+                    .starts_with("statistics.subscriberCount: expected a count"),
                 "{bad}: {err}"
             );
         }
@@ -120,7 +121,10 @@ mod tests {
             parse("stats.listeners", None).unwrap_err().to_string(),
             "stats.listeners: missing"
         );
-        assert!(matches!(parse("x", Some(&Value::Null)), Err(CountError::Missing { .. })));
+        assert!(matches!(
+            parse("x", Some(&Value::Null)),
+            Err(CountError::Missing { .. })
+        ));
     }
 
     proptest::proptest! {
@@ -129,7 +133,7 @@ mod tests {
             let plain = n.to_string();
             let mut grouped = String::new();
             for (i, c) in plain.chars().enumerate() {
-                if i > 0 && (plain.len() - i) % 3 == 0 { grouped.push(','); }
+                if i > 0 && (plain.len() - i).is_multiple_of(3) { grouped.push(','); }
                 grouped.push(c);
             }
             proptest::prop_assert_eq!(parse("n", Some(&json!(grouped))), Ok(n));

@@ -39,7 +39,10 @@ impl std::fmt::Debug for Credentials {
             .field("lastfm_api_key", &set(&self.lastfm_api_key))
             .field("instagram_access_token", &set(&self.instagram_access_token))
             .field("instagram_user_id", &self.instagram_user_id)
-            .field("tiktok_tokens", &self.tiktok_tokens.keys().collect::<Vec<_>>())
+            .field(
+                "tiktok_tokens",
+                &self.tiktok_tokens.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -52,7 +55,9 @@ impl Credentials {
             let path = e.path().to_string();
             // serde's message may quote the offending value: keep only its category.
             let kind = match e.inner().classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not valid JSON",
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    "not valid JSON"
+                }
                 _ => "unexpected field or type",
             };
             format!("social credentials secret: {path}: {kind}")
@@ -66,12 +71,18 @@ mod tests {
 
     #[test]
     fn debug_and_errors_never_show_values() {
-        let c = Credentials::parse(r#"{"youtube_api_key": "AIzaSECRET", "tiktok_tokens": {"a": "act.SECRET"}}"#).unwrap();
+        let c = Credentials::parse(
+            r#"{"youtube_api_key": "AIzaSECRET", "tiktok_tokens": {"a": "act.SECRET"}}"#,
+        )
+        .unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("SECRET"), "{debug}");
         assert!(debug.contains("[set]") && debug.contains("[unset]"));
         let err = Credentials::parse(r#"{"youtube_api_key": 12345678}"#).unwrap_err();
-        assert!(err.contains("youtube_api_key") && !err.contains("12345678"), "{err}");
+        assert!(
+            err.contains("youtube_api_key") && !err.contains("12345678"),
+            "{err}"
+        );
         let err = Credentials::parse(r#"{"youtube_key": "AIzaSECRET"}"#).unwrap_err();
         assert!(!err.contains("SECRET"), "{err}");
     }

@@ -53,7 +53,14 @@ pub enum DiscoverError {
     },
 }
 
-fn candidate(platform: Platform, account: String, source: Source, relationship: &str, via: &str, at: DateTime<Utc>) -> Candidate {
+fn candidate(
+    platform: Platform,
+    account: String,
+    source: Source,
+    relationship: &str,
+    via: &str,
+    at: DateTime<Utc>,
+) -> Candidate {
     Candidate {
         platform,
         account,
@@ -88,11 +95,22 @@ pub async fn discover(
         // MusicBrainz does not know the URL.
         404 => Vec::new(),
         status => {
-            return Err(DiscoverError::Status { upstream: "musicbrainz", status, what: "url lookup".into() });
+            return Err(DiscoverError::Status {
+                upstream: "musicbrainz",
+                status,
+                what: "url lookup".into(),
+            });
         }
     };
     for mbid in mbids.iter().take(MAX_RECORDS) {
-        found.candidates.push(candidate(Platform::MusicBrainz, mbid.clone(), Source::MusicBrainz, musicbrainz::FREE_STREAMING, &url, now));
+        found.candidates.push(candidate(
+            Platform::MusicBrainz,
+            mbid.clone(),
+            Source::MusicBrainz,
+            musicbrainz::FREE_STREAMING,
+            &url,
+            now,
+        ));
         let request = WebRequest::get("musicbrainz", format!("/ws/2/artist/{mbid}"))
             .query("inc", "url-rels")
             .query("fmt", "json");
@@ -100,12 +118,25 @@ pub async fn discover(
         match response.status {
             200 => {
                 for u in musicbrainz::artist_urls(&response.body)? {
-                    found.candidates.push(candidate(u.platform, u.account, Source::MusicBrainz, &u.type_id, mbid, now));
+                    found.candidates.push(candidate(
+                        u.platform,
+                        u.account,
+                        Source::MusicBrainz,
+                        &u.type_id,
+                        mbid,
+                        now,
+                    ));
                 }
             }
-            404 => found.notes.push(format!("musicbrainz: artist {mbid} linked from the Spotify URL does not exist")),
+            404 => found.notes.push(format!(
+                "musicbrainz: artist {mbid} linked from the Spotify URL does not exist"
+            )),
             status => {
-                return Err(DiscoverError::Status { upstream: "musicbrainz", status, what: format!("artist {mbid}") });
+                return Err(DiscoverError::Status {
+                    upstream: "musicbrainz",
+                    status,
+                    what: format!("artist {mbid}"),
+                });
             }
         }
     }
@@ -118,7 +149,11 @@ pub async fn discover(
                 .query("format", "json");
             let response = caller.get(&request, time_left).await?;
             if response.status != 200 {
-                return Err(DiscoverError::Status { upstream: "wikidata-query", status: response.status, what: "P1902 query".into() });
+                return Err(DiscoverError::Status {
+                    upstream: "wikidata-query",
+                    status: response.status,
+                    what: "P1902 query".into(),
+                });
             }
             wikidata::items_of(&response.body)?
         }
@@ -131,36 +166,66 @@ pub async fn discover(
             200 => match wikidata::entity(qid, &response.body) {
                 Ok(e) => e,
                 Err(EntityError::Missing(q)) => {
-                    found.notes.push(format!("wikidata: item {q} does not exist"));
+                    found
+                        .notes
+                        .push(format!("wikidata: item {q} does not exist"));
                     continue;
                 }
                 Err(EntityError::Wire(w)) => return Err(w.into()),
             },
             404 => {
-                found.notes.push(format!("wikidata: item {qid} does not exist"));
+                found
+                    .notes
+                    .push(format!("wikidata: item {qid} does not exist"));
                 continue;
             }
             status => {
-                return Err(DiscoverError::Status { upstream: "wikidata", status, what: format!("item {qid}") });
+                return Err(DiscoverError::Status {
+                    upstream: "wikidata",
+                    status,
+                    what: format!("item {qid}"),
+                });
             }
         };
         if let Some(from) = &entity.redirected_from {
-            found.notes.push(format!("wikidata: {from} redirects to {}; followed", entity.id));
+            found.notes.push(format!(
+                "wikidata: {from} redirects to {}; followed",
+                entity.id
+            ));
         }
         if !entity.spotify_ids.iter().any(|s| s == artist.as_str()) {
-            found.notes.push(format!("wikidata: {} does not list Spotify artist {artist} (P1902)", entity.id));
+            found.notes.push(format!(
+                "wikidata: {} does not list Spotify artist {artist} (P1902)",
+                entity.id
+            ));
         }
         for skipped in &entity.skipped {
-            found.notes.push(format!("wikidata {}: skipped {skipped}", entity.id));
+            found
+                .notes
+                .push(format!("wikidata {}: skipped {skipped}", entity.id));
         }
-        found.candidates.push(candidate(Platform::Wikidata, entity.id.clone(), Source::Wikidata, "P1902", &entity.id, now));
+        found.candidates.push(candidate(
+            Platform::Wikidata,
+            entity.id.clone(),
+            Source::Wikidata,
+            "P1902",
+            &entity.id,
+            now,
+        ));
         let known = mbids_known.get_or_insert_with(Vec::new);
         for (pid, platform) in wikidata::PROPERTIES {
             for account in entity.accounts.get(&platform).into_iter().flatten() {
                 if platform == Platform::MusicBrainz {
                     known.push(account.clone());
                 }
-                found.candidates.push(candidate(platform, account.clone(), Source::Wikidata, pid, &entity.id, now));
+                found.candidates.push(candidate(
+                    platform,
+                    account.clone(),
+                    Source::Wikidata,
+                    pid,
+                    &entity.id,
+                    now,
+                ));
             }
         }
     }

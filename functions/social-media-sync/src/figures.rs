@@ -231,8 +231,22 @@ pub mod youtube {
                     });
                 }
             }
-            count(API, stats, "viewCount", "views", Precision::Exact, &mut account)?;
-            count(API, stats, "videoCount", "videos", Precision::Exact, &mut account)?;
+            count(
+                API,
+                stats,
+                "viewCount",
+                "views",
+                Precision::Exact,
+                &mut account,
+            )?;
+            count(
+                API,
+                stats,
+                "videoCount",
+                "videos",
+                Precision::Exact,
+                &mut account,
+            )?;
             out.push(account);
         }
         Ok(out)
@@ -249,7 +263,9 @@ pub mod lastfm {
     pub fn artist(body: &[u8]) -> Result<Account, DecodeError> {
         let doc = wire::json(API, body)?;
         if let Some(code) = doc.get("error") {
-            let code = code.as_i64().map_or_else(|| wire::found(Some(code)), |c| c.to_string());
+            let code = code
+                .as_i64()
+                .map_or_else(|| wire::found(Some(code)), |c| c.to_string());
             let kind = match code.as_str() {
                 "6" => FaultKind::NotFound,
                 "29" => FaultKind::RateLimited,
@@ -280,8 +296,22 @@ pub mod lastfm {
             handle: Some(name.to_owned()),
             ..Account::default()
         };
-        count(API, artist, "stats.listeners", "listeners", Precision::Exact, &mut account)?;
-        count(API, artist, "stats.playcount", "plays", Precision::Exact, &mut account)?;
+        count(
+            API,
+            artist,
+            "stats.listeners",
+            "listeners",
+            Precision::Exact,
+            &mut account,
+        )?;
+        count(
+            API,
+            artist,
+            "stats.playcount",
+            "plays",
+            Precision::Exact,
+            &mut account,
+        )?;
         Ok(account)
     }
 }
@@ -334,7 +364,14 @@ pub mod deezer {
             ..Account::default()
         };
         count(API, &doc, "nb_fan", "fans", Precision::Exact, &mut account)?;
-        count(API, &doc, "nb_album", "albums", Precision::Exact, &mut account)?;
+        count(
+            API,
+            &doc,
+            "nb_album",
+            "albums",
+            Precision::Exact,
+            &mut account,
+        )?;
         Ok(account)
     }
 }
@@ -346,7 +383,8 @@ pub mod instagram {
     const API: &str = "instagram";
 
     /// The fields asked of the discovered account.
-    pub const FIELDS: &str = "business_discovery.username({username}){id,username,followers_count,media_count}";
+    pub const FIELDS: &str =
+        "business_discovery.username({username}){id,username,followers_count,media_count}";
 
     /// Followers and media of the discovered account; `{"error": {...}}` is an error.
     pub fn discovery(body: &[u8]) -> Result<Account, DecodeError> {
@@ -373,19 +411,38 @@ pub mod instagram {
             }
             .into());
         }
-        let bd = doc.get("business_discovery").ok_or_else(|| WireError::Shape {
-            api: API,
-            field: "business_discovery".into(),
-            expected: "an object",
-            found: "nothing".into(),
-        })?;
+        let bd = doc
+            .get("business_discovery")
+            .ok_or_else(|| WireError::Shape {
+                api: API,
+                field: "business_discovery".into(),
+                expected: "an object",
+                found: "nothing".into(),
+            })?;
         let mut account = Account {
             id: wire::str_at(API, bd, "id")?.to_owned(),
-            handle: bd.get("username").and_then(Value::as_str).map(str::to_owned),
+            handle: bd
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             ..Account::default()
         };
-        count(API, bd, "followers_count", "followers", Precision::Exact, &mut account)?;
-        count(API, bd, "media_count", "media", Precision::Exact, &mut account)?;
+        count(
+            API,
+            bd,
+            "followers_count",
+            "followers",
+            Precision::Exact,
+            &mut account,
+        )?;
+        count(
+            API,
+            bd,
+            "media_count",
+            "media",
+            Precision::Exact,
+            &mut account,
+        )?;
         Ok(account)
     }
 }
@@ -402,7 +459,10 @@ pub mod tiktok {
     /// Followers, likes and videos; an `error.code` other than `ok` is an error.
     pub fn user(body: &[u8]) -> Result<Account, DecodeError> {
         let doc = wire::json(API, body)?;
-        let code = doc.pointer("/error/code").and_then(Value::as_str).unwrap_or("ok");
+        let code = doc
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or("ok");
         if code != "ok" {
             let kind = match code {
                 "rate_limit_exceeded" => FaultKind::RateLimited,
@@ -429,12 +489,36 @@ pub mod tiktok {
         })?;
         let mut account = Account {
             id: wire::str_at(API, user, "open_id")?.to_owned(),
-            handle: user.get("username").and_then(Value::as_str).map(str::to_owned),
+            handle: user
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             ..Account::default()
         };
-        count(API, user, "follower_count", "followers", Precision::Exact, &mut account)?;
-        count(API, user, "likes_count", "likes", Precision::Exact, &mut account)?;
-        count(API, user, "video_count", "videos", Precision::Exact, &mut account)?;
+        count(
+            API,
+            user,
+            "follower_count",
+            "followers",
+            Precision::Exact,
+            &mut account,
+        )?;
+        count(
+            API,
+            user,
+            "likes_count",
+            "likes",
+            Precision::Exact,
+            &mut account,
+        )?;
+        count(
+            API,
+            user,
+            "video_count",
+            "videos",
+            Precision::Exact,
+            &mut account,
+        )?;
         Ok(account)
     }
 }
@@ -445,12 +529,16 @@ mod tests {
     use crate::testdata::fixture;
 
     fn value(a: &Account, metric: &str) -> Option<u64> {
-        a.figures.iter().find(|f| f.metric == metric).map(|f| f.value)
+        a.figures
+            .iter()
+            .find(|f| f.metric == metric)
+            .map(|f| f.value)
     }
 
     #[test]
     fn youtube_recordings() {
-        let ch = youtube::channels(&fixture("youtube_channels_list_snippet_statistics.json")).unwrap();
+        let ch =
+            youtube::channels(&fixture("youtube_channels_list_snippet_statistics.json")).unwrap();
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].id, "UC_x5XG1OV2P6uZZ5FSM9Ttw");
         assert_eq!(value(&ch[0], "subscribers"), Some(1_927_873));
@@ -465,7 +553,10 @@ mod tests {
         assert!(ch[0].figures.is_empty());
         assert_eq!(ch[0].absent.len(), 3);
         let f = youtube::fault(400, &fixture("youtube_error_400_keyInvalid.json"));
-        assert_eq!((f.kind, f.code.as_str()), (FaultKind::Unauthorized, "keyInvalid"));
+        assert_eq!(
+            (f.kind, f.code.as_str()),
+            (FaultKind::Unauthorized, "keyInvalid")
+        );
     }
 
     #[test]
@@ -479,49 +570,78 @@ mod tests {
         let body = serde_json::json!({"items": [{"id": "UCaaaaaaaaaaaaaaaaaaaaaa", "statistics": {
             "subscriberCount": {"n": 1}}}]});
         let err = youtube::channels(body.to_string().as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("statistics.subscriberCount: expected a count"), "{err}");
-        assert!(youtube::channels(br#"{"kind":"youtube#channelListResponse"}"#).unwrap().is_empty());
+        assert!(
+            err.to_string()
+                .contains("statistics.subscriberCount: expected a count"),
+            "{err}"
+        );
+        assert!(
+            youtube::channels(br#"{"kind":"youtube#channelListResponse"}"#)
+                .unwrap()
+                .is_empty()
+        );
         let quota = serde_json::json!({"error": {"code": 403, "message": "quota", "errors": [{"reason": "quotaExceeded"}]}});
-        assert_eq!(youtube::fault(403, quota.to_string().as_bytes()).kind, FaultKind::QuotaExhausted);
+        assert_eq!(
+            youtube::fault(403, quota.to_string().as_bytes()).kind,
+            FaultKind::QuotaExhausted
+        );
     }
 
     #[test]
     fn lastfm_recordings_and_its_200_errors() {
         let a = lastfm::artist(&fixture("lastfm_artist_getinfo_u2.json")).unwrap();
-        assert_eq!((value(&a, "listeners"), value(&a, "plays")), (Some(3_623_538), Some(150_387_104)));
+        assert_eq!(
+            (value(&a, "listeners"), value(&a, "plays")),
+            (Some(3_623_538), Some(150_387_104))
+        );
         let a = lastfm::artist(&fixture("lastfm_artist_getinfo_legiao_urbana_en.json")).unwrap();
         assert_eq!(value(&a, "listeners"), Some(740_367));
         let err = lastfm::artist(&fixture("lastfm_error_6_artist_not_found.json")).unwrap_err();
-        let DecodeError::Fault(f) = err else { panic!("{err:?}") };
+        let DecodeError::Fault(f) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!((f.kind, f.code.as_str()), (FaultKind::NotFound, "6"));
     }
 
     #[test]
     fn deezer_recordings_and_its_200_errors() {
         let a = deezer::artist(&fixture("deezer_artist_27.json")).unwrap();
-        assert_eq!((a.id.as_str(), value(&a, "fans"), value(&a, "albums")), ("27", Some(3_677_952), Some(32)));
+        assert_eq!(
+            (a.id.as_str(), value(&a, "fans"), value(&a, "albums")),
+            ("27", Some(3_677_952), Some(32))
+        );
         let err = deezer::artist(&fixture("deezer_error_800_no_data.json")).unwrap_err();
         assert_eq!(err.to_string(), "deezer error 800: no data");
         let quota = br#"{"error":{"type":"Exception","message":"Quota limit exceeded","code":4}}"#;
-        let DecodeError::Fault(f) = deezer::artist(quota).unwrap_err() else { panic!() };
+        let DecodeError::Fault(f) = deezer::artist(quota).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(f.kind, FaultKind::RateLimited);
     }
 
     #[test]
     fn instagram_recordings_and_tiktok_envelope() {
         let a = instagram::discovery(&fixture("instagram_business_discovery_fields.json")).unwrap();
-        assert_eq!((a.id.as_str(), value(&a, "followers"), value(&a, "media")), ("17841407673135339", Some(64_976), Some(436)));
-        let a = instagram::discovery(&fixture("instagram_business_discovery_default.json")).unwrap();
+        assert_eq!(
+            (a.id.as_str(), value(&a, "followers"), value(&a, "media")),
+            ("17841407673135339", Some(64_976), Some(436))
+        );
+        let a =
+            instagram::discovery(&fixture("instagram_business_discovery_default.json")).unwrap();
         assert_eq!(a.handle.as_deref(), Some("facebook"));
         let renamed = br#"{"error":{"message":"Invalid user id","type":"OAuthException","code":110,"error_subcode":2207013}}"#;
-        let DecodeError::Fault(f) = instagram::discovery(renamed).unwrap_err() else { panic!() };
+        let DecodeError::Fault(f) = instagram::discovery(renamed).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(f.kind, FaultKind::NotFound);
         let t = serde_json::json!({"data": {"user": {"open_id": "o-1", "username": "x", "follower_count": 10, "likes_count": "1,200", "video_count": 3}},
             "error": {"code": "ok", "message": "", "log_id": "l"}});
         let a = tiktok::user(t.to_string().as_bytes()).unwrap();
         assert_eq!(value(&a, "likes"), Some(1200));
         let e = serde_json::json!({"data": {}, "error": {"code": "access_token_invalid", "message": "bad", "log_id": "l"}});
-        let DecodeError::Fault(f) = tiktok::user(e.to_string().as_bytes()).unwrap_err() else { panic!() };
+        let DecodeError::Fault(f) = tiktok::user(e.to_string().as_bytes()).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(f.kind, FaultKind::Unauthorized);
     }
 }

@@ -157,7 +157,14 @@ fn confidence(sources: &[Source]) -> f64 {
 fn describe(candidates: &[Candidate]) -> String {
     candidates
         .iter()
-        .map(|c| format!("{} ({} {})", c.account, source_name(c.provenance.source), c.provenance.relationship))
+        .map(|c| {
+            format!(
+                "{} ({} {})",
+                c.account,
+                source_name(c.provenance.source),
+                c.provenance.relationship
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -188,19 +195,31 @@ pub fn resolve(
     }
     // The hubs first: a quarantined hub taints what was found only through it.
     let mut tainted: Vec<(Source, String)> = Vec::new();
-    let mb = by_platform.remove(&Platform::MusicBrainz).unwrap_or_default();
-    let mb_from_mb: Vec<&Candidate> = mb.iter().filter(|c| c.provenance.source == Source::MusicBrainz).collect();
+    let mb = by_platform
+        .remove(&Platform::MusicBrainz)
+        .unwrap_or_default();
+    let mb_from_mb: Vec<&Candidate> = mb
+        .iter()
+        .filter(|c| c.provenance.source == Source::MusicBrainz)
+        .collect();
     if let (Some(known), Some(found)) = (wikidata_mbids, mb_from_mb.first())
         && !known.is_empty()
         && !known.contains(&found.account)
     {
-        tainted.push((Source::MusicBrainz, format!("MusicBrainz artist {} is not among the MBIDs of the Wikidata item ({})", found.account, known.join(", "))));
+        tainted.push((
+            Source::MusicBrainz,
+            format!(
+                "MusicBrainz artist {} is not among the MBIDs of the Wikidata item ({})",
+                found.account,
+                known.join(", ")
+            ),
+        ));
     }
     let wd = by_platform.remove(&Platform::Wikidata).unwrap_or_default();
     for (platform, list) in [(Platform::MusicBrainz, mb), (Platform::Wikidata, wd)] {
-        let hub_taint = tainted.iter().find(|(s, _)| {
-            platform == Platform::MusicBrainz && *s == Source::MusicBrainz
-        });
+        let hub_taint = tainted
+            .iter()
+            .find(|(s, _)| platform == Platform::MusicBrainz && *s == Source::MusicBrainz);
         if let Some((_, reason)) = hub_taint
             && !manual.iter().any(|m| m.platform == platform)
         {
@@ -213,10 +232,21 @@ pub fn resolve(
         }
         let distinct = distinct(&list);
         if distinct > 1 && !manual.iter().any(|m| m.platform == platform) {
-            let source = if platform == Platform::MusicBrainz { Source::MusicBrainz } else { Source::Wikidata };
-            let reason = format!("{distinct} different {platform} records: {}", describe(&list));
+            let source = if platform == Platform::MusicBrainz {
+                Source::MusicBrainz
+            } else {
+                Source::Wikidata
+            };
+            let reason = format!(
+                "{distinct} different {platform} records: {}",
+                describe(&list)
+            );
             tainted.push((source, reason.clone()));
-            graph.quarantined.push(Quarantine { platform, reason, candidates: list });
+            graph.quarantined.push(Quarantine {
+                platform,
+                reason,
+                candidates: list,
+            });
             continue;
         }
         decide(&mut graph, platform, manual, list, &[]);
@@ -286,13 +316,14 @@ fn decide(
         return;
     }
     let sources: Vec<Source> = list.iter().map(|c| c.provenance.source).collect();
-    let only_tainted = tainted
-        .iter()
-        .find(|(s, _)| sources.iter().all(|x| x == s));
+    let only_tainted = tainted.iter().find(|(s, _)| sources.iter().all(|x| x == s));
     if let Some((source, why)) = only_tainted {
         graph.quarantined.push(Quarantine {
             platform,
-            reason: format!("found only through {}, which is quarantined: {why}", source_name(*source)),
+            reason: format!(
+                "found only through {}, which is quarantined: {why}",
+                source_name(*source)
+            ),
             candidates: list,
         });
         return;
@@ -353,7 +384,10 @@ mod tests {
         );
         assert!(g.quarantined.is_empty(), "{:?}", g.quarantined);
         let yt = g.link(Platform::YouTube).unwrap();
-        assert_eq!((yt.account.as_str(), yt.confidence, yt.provenance.len()), (YT1, 0.95, 2));
+        assert_eq!(
+            (yt.account.as_str(), yt.confidence, yt.provenance.len()),
+            (YT1, 0.95, 2)
+        );
         assert_eq!(g.link(Platform::Deezer).unwrap().confidence, 0.7);
     }
 
@@ -414,8 +448,15 @@ mod tests {
         );
         assert!(g.quarantined.is_empty());
         let yt = g.link(Platform::YouTube).unwrap();
-        assert_eq!((yt.account.as_str(), yt.status, yt.confidence), (YT2, LinkStatus::Manual, 1.0));
-        assert_eq!(yt.provenance.len(), 2, "the agreeing find is kept as provenance");
+        assert_eq!(
+            (yt.account.as_str(), yt.status, yt.confidence),
+            (YT2, LinkStatus::Manual, 1.0)
+        );
+        assert_eq!(
+            yt.provenance.len(),
+            2,
+            "the agreeing find is kept as provenance"
+        );
         assert_eq!(g.notes.len(), 1);
         assert!(g.notes[0].contains("manual link"));
     }

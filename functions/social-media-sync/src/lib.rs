@@ -260,7 +260,9 @@ impl Task for SocialMediaSync {
     fn subject(&self, input: &SyncInput) -> String {
         match input {
             SyncInput::Plan { watchlist, .. } => format!("watchlist#{watchlist}"),
-            SyncInput::Sync { watchlist, artists, .. } => {
+            SyncInput::Sync {
+                watchlist, artists, ..
+            } => {
                 format!("watchlist#{watchlist}/{}-artists", artists.as_slice().len())
             }
         }
@@ -268,21 +270,35 @@ impl Task for SocialMediaSync {
 
     async fn run(&self, input: SyncInput, cx: &Cx) -> Result<SyncOutput, SyncError> {
         match input {
-            SyncInput::Plan { watchlist, date, .. } => {
+            SyncInput::Plan {
+                watchlist, date, ..
+            } => {
                 let date = date.map_or_else(|| cx.now().date_naive(), |d| d.date());
                 let list = watchlist::load(self.store.as_ref(), &watchlist).await?;
                 let mut messages = 0;
                 for artists in list.artists.chunks(BATCH) {
                     // `chunks` yields 1 to BATCH (50) items: within the bounds by construction.
-                    let artists = BoundedVec::new(artists.to_vec()).expect("a chunk holds 1 to 50 artists");
-                    cx.enqueue(&SyncInput::Sync { watchlist: watchlist.clone(), date: date.into(), artists })
-                        .map_err(SyncError::Encode)?;
+                    let artists =
+                        BoundedVec::new(artists.to_vec()).expect("a chunk holds 1 to 50 artists");
+                    cx.enqueue(&SyncInput::Sync {
+                        watchlist: watchlist.clone(),
+                        date: date.into(),
+                        artists,
+                    })
+                    .map_err(SyncError::Encode)?;
                     messages += 1;
                 }
                 info!(watchlist = %watchlist, artists = list.artists.len(), messages, "planned the day's social sync");
-                Ok(SyncOutput::Plan { watchlist: watchlist.to_string(), date, artists: list.artists.len(), messages })
+                Ok(SyncOutput::Plan {
+                    watchlist: watchlist.to_string(),
+                    date,
+                    artists: list.artists.len(),
+                    messages,
+                })
             }
-            SyncInput::Sync { date, artists, .. } => self.sync(date.date(), artists.as_slice(), cx).await,
+            SyncInput::Sync { date, artists, .. } => {
+                self.sync(date.date(), artists.as_slice(), cx).await
+            }
         }
     }
 }
@@ -298,7 +314,16 @@ impl SocialMediaSync {
 
     fn caller(&self) -> Caller {
         let pacer = |upstream: &'static str, interval| {
-            (upstream, SharedPacer::new(self.store.clone(), self.clock.clone(), self.sleeper.clone(), upstream, interval))
+            (
+                upstream,
+                SharedPacer::new(
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.sleeper.clone(),
+                    upstream,
+                    interval,
+                ),
+            )
         };
         Caller::new(
             self.web.clone(),
@@ -312,7 +337,12 @@ impl SocialMediaSync {
         )
     }
 
-    async fn sync(&self, date: NaiveDate, artists: &[ArtistId], cx: &Cx) -> Result<SyncOutput, SyncError> {
+    async fn sync(
+        &self,
+        date: NaiveDate,
+        artists: &[ArtistId],
+        cx: &Cx,
+    ) -> Result<SyncOutput, SyncError> {
         let store = self.store.as_ref();
         let credentials = self.credentials().await?;
         let caller = self.caller();
@@ -321,16 +351,22 @@ impl SocialMediaSync {
         for artist in artists {
             let manual = records::manual_links(store, artist).await?;
             let stored = records::graph(store, artist).await?;
-            let fresh = stored.as_ref().and_then(|g| g.resolved_at).is_some_and(|at| {
-                (now - at).num_days() < self.settings.identity_max_age_days
-            });
+            let fresh = stored
+                .as_ref()
+                .and_then(|g| g.resolved_at)
+                .is_some_and(|at| (now - at).num_days() < self.settings.identity_max_age_days);
             if let (true, Some(graph)) = (fresh, stored.clone()) {
                 graphs.push((graph, false, None));
                 continue;
             }
             match discover::discover(&caller, artist, &manual, now, cx.remaining()).await {
                 Ok(found) => {
-                    let mut graph = identity::resolve(&manual, found.candidates, found.wikidata_mbids.as_deref(), now);
+                    let mut graph = identity::resolve(
+                        &manual,
+                        found.candidates,
+                        found.wikidata_mbids.as_deref(),
+                        now,
+                    );
                     graph.notes.extend(found.notes);
                     // Stable ids resolved earlier stay with an unchanged link.
                     if let Some(old) = &stored {
@@ -355,12 +391,28 @@ impl SocialMediaSync {
                 }
             }
         }
-        let quota = DailyQuota::new(self.store.clone(), "youtube", self.settings.youtube_daily_quota);
-        let pull = Pull { caller: &caller, credentials: &credentials, quota: &quota, date, now, time_left: cx.remaining() };
+        let quota = DailyQuota::new(
+            self.store.clone(),
+            "youtube",
+            self.settings.youtube_daily_quota,
+        );
+        let pull = Pull {
+            caller: &caller,
+            credentials: &credentials,
+            quota: &quota,
+            date,
+            now,
+            time_left: cx.remaining(),
+        };
         let mut subjects: Vec<Subject<'_>> = artists
             .iter()
             .zip(graphs.iter_mut())
-            .map(|(artist, (graph, _, _))| Subject { artist, graph, outcomes: BTreeMap::new(), points: Vec::new() })
+            .map(|(artist, (graph, _, _))| Subject {
+                artist,
+                graph,
+                outcomes: BTreeMap::new(),
+                points: Vec::new(),
+            })
             .collect();
         pull.youtube(&mut subjects).await;
         for s in subjects.iter_mut() {
@@ -410,7 +462,11 @@ impl SocialMediaSync {
                 );
             }
             if points > 0 {
-                cx.record(artist.to_string(), "social.series.stored", serde_json::json!({ "date": date, "points": points }));
+                cx.record(
+                    artist.to_string(),
+                    "social.series.stored",
+                    serde_json::json!({ "date": date, "points": points }),
+                );
             }
             reports.push(ArtistReport {
                 artist: artist.clone(),
@@ -428,21 +484,43 @@ impl SocialMediaSync {
             cx.metrics().count(&format!("Requests.{upstream}"), *n);
         }
         let youtube_units_today = quota.used(pacific_date(now)).await?;
-        info!(artists = artists.len(), ?requests, youtube_units_today, "social sync done");
-        Ok(SyncOutput::Sync { date, artists: reports, requests, youtube_units_today })
+        info!(
+            artists = artists.len(),
+            ?requests,
+            youtube_units_today,
+            "social sync done"
+        );
+        Ok(SyncOutput::Sync {
+            date,
+            artists: reports,
+            requests,
+            youtube_units_today,
+        })
     }
 }
 
 /// The upstreams, their default base URLs and the variables that override them (the sandbox
 /// and tests point them at loopback).
 pub const UPSTREAMS: [(&str, &str, &str); 8] = [
-    ("musicbrainz", "MUSICBRAINZ_BASE_URL", "https://musicbrainz.org"),
+    (
+        "musicbrainz",
+        "MUSICBRAINZ_BASE_URL",
+        "https://musicbrainz.org",
+    ),
     ("wikidata", "WIKIDATA_BASE_URL", "https://www.wikidata.org"),
-    ("wikidata-query", "WIKIDATA_QUERY_BASE_URL", "https://query.wikidata.org"),
+    (
+        "wikidata-query",
+        "WIKIDATA_QUERY_BASE_URL",
+        "https://query.wikidata.org",
+    ),
     ("youtube", "YOUTUBE_BASE_URL", "https://www.googleapis.com"),
     ("lastfm", "LASTFM_BASE_URL", "https://ws.audioscrobbler.com"),
     ("deezer", "DEEZER_BASE_URL", "https://api.deezer.com"),
-    ("instagram", "INSTAGRAM_BASE_URL", "https://graph.facebook.com"),
+    (
+        "instagram",
+        "INSTAGRAM_BASE_URL",
+        "https://graph.facebook.com",
+    ),
     ("tiktok", "TIKTOK_BASE_URL", "https://open.tiktokapis.com"),
 ];
 
@@ -453,7 +531,10 @@ pub fn upstreams_from_env(env: &dyn EnvSource) -> Result<BTreeMap<String, String
     for (name, var, default) in UPSTREAMS {
         let url = backbone::config::optional(env, var).unwrap_or_else(|| default.to_owned());
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ConfigError::Malformed { name: var, reason: "expected an http(s):// URL".into() });
+            return Err(ConfigError::Malformed {
+                name: var,
+                reason: "expected an http(s):// URL".into(),
+            });
         }
         out.insert(name.to_owned(), url);
     }
@@ -466,7 +547,13 @@ pub fn upstreams_from_env(env: &dyn EnvSource) -> Result<BTreeMap<String, String
 pub fn user_agent(env: &dyn EnvSource) -> Result<String, ConfigError> {
     let contact = backbone::config::required(env, "SOCIAL_CONTACT")?;
     if contact.len() > 200 || contact.chars().any(|c| c.is_control()) {
-        return Err(ConfigError::Malformed { name: "SOCIAL_CONTACT", reason: "expected an e-mail address or URL".into() });
+        return Err(ConfigError::Malformed {
+            name: "SOCIAL_CONTACT",
+            reason: "expected an e-mail address or URL".into(),
+        });
     }
-    Ok(format!("music-tasks-social-media-sync/{} ( {contact} )", env!("CARGO_PKG_VERSION")))
+    Ok(format!(
+        "music-tasks-social-media-sync/{} ( {contact} )",
+        env!("CARGO_PKG_VERSION")
+    ))
 }

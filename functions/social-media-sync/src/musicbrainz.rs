@@ -138,7 +138,11 @@ mod tests {
     fn release_recordings_have_no_artist_accounts() {
         // The recorded release url-rels: Spotify/Deezer albums under release-url type ids,
         // which are not artist-url ids: nothing is taken from them.
-        assert!(artist_urls(&fixture("musicbrainz_release_url_rels.json")).unwrap().is_empty());
+        assert!(
+            artist_urls(&fixture("musicbrainz_release_url_rels.json"))
+                .unwrap()
+                .is_empty()
+        );
         // A URL linked to a release, not an artist: no MBID.
         assert!(
             artists_of_url(&fixture("musicbrainz_url_lookup_release_rels.json"))
@@ -165,8 +169,10 @@ mod tests {
              "url": {"resource": "https://www.deezer.com/artist/1"}},
         ]});
         let found = artist_urls(body.to_string().as_bytes()).unwrap();
-        let got: Vec<(Platform, &str)> =
-            found.iter().map(|f| (f.platform, f.account.as_str())).collect();
+        let got: Vec<(Platform, &str)> = found
+            .iter()
+            .map(|f| (f.platform, f.account.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -189,9 +195,15 @@ mod tests {
         let bad = serde_json::json!({"relations": [
             {"type-id": FREE_STREAMING, "target-type": "artist", "artist": {"id": 7}}]});
         let err = artists_of_url(bad.to_string().as_bytes()).unwrap_err();
-        assert_eq!(err.to_string(), "musicbrainz: relations[0].artist.id: expected an MBID string, found 7");
+        assert_eq!(
+            err.to_string(),
+            "musicbrainz: relations[0].artist.id: expected an MBID string, found 7"
+        );
         let err = artist_urls(br#"{"relations": {}}"#).unwrap_err();
         assert!(err.to_string().contains("relations: expected an array"));
-        assert!(matches!(artists_of_url(b"<html>"), Err(WireError::NotJson { .. })));
+        assert!(matches!(
+            artists_of_url(b"<html>"),
+            Err(WireError::NotJson { .. })
+        ));
     }
 }

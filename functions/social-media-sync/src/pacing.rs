@@ -128,7 +128,10 @@ impl SharedPacer {
         }
         Err(PortError::transient(
             "pacer.acquire",
-            format!("{}: lost the race for a slot {MAX_RACES} times", self.upstream),
+            format!(
+                "{}: lost the race for a slot {MAX_RACES} times",
+                self.upstream
+            ),
         )
         .into())
     }
@@ -230,12 +233,28 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let sleeper = Arc::new(ClockSleeper(clock.clone(), Default::default()));
         // Two "invocations": separate pacers, one store.
-        let a = SharedPacer::new(db.clone(), clock.clone(), sleeper.clone(), "musicbrainz", Duration::from_secs(1));
-        let b = SharedPacer::new(db.clone(), clock.clone(), sleeper.clone(), "musicbrainz", Duration::from_secs(1));
+        let a = SharedPacer::new(
+            db.clone(),
+            clock.clone(),
+            sleeper.clone(),
+            "musicbrainz",
+            Duration::from_secs(1),
+        );
+        let b = SharedPacer::new(
+            db.clone(),
+            clock.clone(),
+            sleeper.clone(),
+            "musicbrainz",
+            Duration::from_secs(1),
+        );
         let start = clock.now();
         let mut times = Vec::new();
         for i in 0..6 {
-            if i % 2 == 0 { a.acquire(Duration::from_secs(10)).await.unwrap() } else { b.acquire(Duration::from_secs(10)).await.unwrap() }
+            if i % 2 == 0 {
+                a.acquire(Duration::from_secs(10)).await.unwrap()
+            } else {
+                b.acquire(Duration::from_secs(10)).await.unwrap()
+            }
             times.push((clock.now() - start).num_milliseconds());
         }
         assert_eq!(times, vec![0, 1000, 2000, 3000, 4000, 5000]);
@@ -258,20 +277,41 @@ mod tests {
             }
         }
         assert_eq!((granted, q.used(day).await.unwrap()), (3, 3));
-        assert!(q.reserve(day.succ_opt().unwrap(), 1).await.unwrap(), "a new quota day");
+        assert!(
+            q.reserve(day.succ_opt().unwrap(), 1).await.unwrap(),
+            "a new quota day"
+        );
     }
 
     #[test]
     fn quota_day_follows_pacific_time() {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         // Winter: midnight PST is 08:00 UTC.
-        assert_eq!(pacific_date(t("2026-12-02T07:59:00Z")).to_string(), "2026-12-01");
-        assert_eq!(pacific_date(t("2026-12-02T08:00:00Z")).to_string(), "2026-12-02");
+        assert_eq!(
+            pacific_date(t("2026-12-02T07:59:00Z")).to_string(),
+            "2026-12-01"
+        );
+        assert_eq!(
+            pacific_date(t("2026-12-02T08:00:00Z")).to_string(),
+            "2026-12-02"
+        );
         // Summer: midnight PDT is 07:00 UTC.
-        assert_eq!(pacific_date(t("2026-07-02T07:00:00Z")).to_string(), "2026-07-02");
-        assert_eq!(pacific_date(t("2026-07-02T06:59:00Z")).to_string(), "2026-07-01");
+        assert_eq!(
+            pacific_date(t("2026-07-02T07:00:00Z")).to_string(),
+            "2026-07-02"
+        );
+        assert_eq!(
+            pacific_date(t("2026-07-02T06:59:00Z")).to_string(),
+            "2026-07-01"
+        );
         // 2026: DST from March 8 to November 1.
-        assert_eq!(pacific_date(t("2026-03-08T09:30:00Z")).to_string(), "2026-03-08");
-        assert_eq!(pacific_date(t("2026-03-08T07:30:00Z")).to_string(), "2026-03-07");
+        assert_eq!(
+            pacific_date(t("2026-03-08T09:30:00Z")).to_string(),
+            "2026-03-08"
+        );
+        assert_eq!(
+            pacific_date(t("2026-03-08T07:30:00Z")).to_string(),
+            "2026-03-07"
+        );
     }
 }

@@ -111,7 +111,8 @@ impl Platform {
                 ok(
                     s.len() == 24
                         && s.starts_with("UC")
-                        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
                     "a YouTube channel id (UC + 22 characters) or an @handle",
                 )?;
                 Ok(s.to_owned())
@@ -132,7 +133,8 @@ impl Platform {
                 let s = s.trim_start_matches('@').to_lowercase();
                 ok(
                     (1..=30).contains(&s.len())
-                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._".contains(c)),
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._".contains(c)),
                     "a username",
                 )?;
                 Ok(s)
@@ -156,7 +158,10 @@ impl FromStr for Platform {
             .find(|p| p.as_str() == s.to_ascii_lowercase())
             .ok_or_else(|| {
                 let names: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
-                format!("unknown platform {s:?}; the platforms are {}", names.join(", "))
+                format!(
+                    "unknown platform {s:?}; the platforms are {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -259,7 +264,10 @@ mod tests {
         assert_eq!(from_url("https://www.deezer.com/album/6097061"), None);
         assert_eq!(from_url("https://music.apple.com/us/album/578168980"), None);
         assert_eq!(from_url("not a url"), None);
-        assert_eq!(from_url("https://www.last.fm/music/%E"), Some((Platform::LastFm, "%e".into())));
+        assert_eq!(
+            from_url("https://www.last.fm/music/%E"),
+            Some((Platform::LastFm, "%e".into()))
+        );
     }
 
     #[test]
@@ -267,9 +275,18 @@ mod tests {
         assert!(Platform::YouTube.normalise("UCshort").is_err());
         assert!(Platform::Deezer.normalise("27a").is_err());
         assert_eq!(Platform::Wikidata.normalise("q1299"), Ok("Q1299".into()));
-        assert!(Platform::MusicBrainz.normalise("b10bbbfc-cf9e-42e0-be17-e2c3e1d2600d").is_ok());
+        assert!(
+            Platform::MusicBrainz
+                .normalise("b10bbbfc-cf9e-42e0-be17-e2c3e1d2600d")
+                .is_ok()
+        );
         assert!(Platform::MusicBrainz.normalise("b10bbbfc").is_err());
         assert_eq!("TikTok".parse::<Platform>(), Ok(Platform::TikTok));
-        assert!("myspace".parse::<Platform>().unwrap_err().contains("the platforms are"));
+        assert!(
+            "myspace"
+                .parse::<Platform>()
+                .unwrap_err()
+                .contains("the platforms are")
+        );
     }
 }

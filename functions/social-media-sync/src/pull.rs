@@ -22,6 +22,9 @@ use crate::identity::Graph;
 use crate::pacing::{DailyQuota, pacific_date};
 use crate::platform::Platform;
 
+/// A platform's body decoder.
+type Decoder = fn(&[u8]) -> Result<Account, DecodeError>;
+
 /// What happened to one artist on one platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -92,7 +95,14 @@ pub struct Pull<'a> {
     pub time_left: Duration,
 }
 
-fn points(s: &mut Subject<'_>, platform: Platform, source: String, account: &Account, date: NaiveDate, now: DateTime<Utc>) -> Vec<String> {
+fn points(
+    s: &mut Subject<'_>,
+    platform: Platform,
+    source: String,
+    account: &Account,
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Vec<String> {
     let mut metrics = Vec::new();
     for f in &account.figures {
         metrics.push(f.metric.to_owned());
@@ -116,7 +126,9 @@ fn fault_outcome(account: &str, err: DecodeError) -> Outcome {
             account: account.to_owned(),
             detail: f.to_string(),
         },
-        other => Outcome::Failed { error: other.to_string() },
+        other => Outcome::Failed {
+            error: other.to_string(),
+        },
     }
 }
 
@@ -125,18 +137,26 @@ impl Pull<'_> {
         self.caller
             .get(request, self.time_left)
             .await
-            .map_err(|e| Outcome::Failed { error: e.to_string() })
+            .map_err(|e| Outcome::Failed {
+                error: e.to_string(),
+            })
     }
 
     async fn reserve(&self) -> Result<(), Outcome> {
         let day = pacific_date(self.now);
-        match self.quota.reserve(day, figures::youtube::UNITS_PER_CALL).await {
+        match self
+            .quota
+            .reserve(day, figures::youtube::UNITS_PER_CALL)
+            .await
+        {
             Ok(true) => Ok(()),
             Ok(false) => Err(Outcome::QuotaExhausted {
                 used: self.quota.used(day).await.unwrap_or(self.quota.limit()),
                 limit: self.quota.limit(),
             }),
-            Err(e) => Err(Outcome::Failed { error: format!("quota: {}", backbone::error::chain(&e)) }),
+            Err(e) => Err(Outcome::Failed {
+                error: format!("quota: {}", backbone::error::chain(&e)),
+            }),
         }
     }
 
@@ -147,13 +167,20 @@ impl Pull<'_> {
             .collect();
         let Some(key) = &self.credentials.youtube_api_key else {
             for i in linked {
-                subjects[i].outcomes.insert(Platform::YouTube, Outcome::NoCredentials { missing: "youtube_api_key".into() });
+                subjects[i].outcomes.insert(
+                    Platform::YouTube,
+                    Outcome::NoCredentials {
+                        missing: "youtube_api_key".into(),
+                    },
+                );
             }
             return;
         };
         // Handles to channel ids, once.
         for &i in &linked {
-            let Some(link) = subjects[i].graph.link(Platform::YouTube) else { continue };
+            let Some(link) = subjects[i].graph.link(Platform::YouTube) else {
+                continue;
+            };
             if !link.key().starts_with('@') {
                 continue;
             }
@@ -166,13 +193,24 @@ impl Pull<'_> {
                     .secret_query("key", key.clone());
                 let response = self.send(&request).await?;
                 if response.status != 200 {
-                    return Err(fault_outcome(&handle, figures::youtube::fault(response.status, &response.body).into()));
+                    return Err(fault_outcome(
+                        &handle,
+                        figures::youtube::fault(response.status, &response.body).into(),
+                    ));
                 }
-                let channels = figures::youtube::channels(&response.body).map_err(|e| Outcome::Failed { error: e.to_string() })?;
-                channels.into_iter().next().map(|c| c.id).ok_or_else(|| Outcome::AccountGone {
-                    account: handle.clone(),
-                    detail: "the handle does not resolve to a channel (renamed or removed)".into(),
-                })
+                let channels =
+                    figures::youtube::channels(&response.body).map_err(|e| Outcome::Failed {
+                        error: e.to_string(),
+                    })?;
+                channels
+                    .into_iter()
+                    .next()
+                    .map(|c| c.id)
+                    .ok_or_else(|| Outcome::AccountGone {
+                        account: handle.clone(),
+                        detail: "the handle does not resolve to a channel (renamed or removed)"
+                            .into(),
+                    })
             }
             .await;
             match outcome {
@@ -209,12 +247,19 @@ impl Pull<'_> {
                 if response.status != 200 {
                     let fault = figures::youtube::fault(response.status, &response.body);
                     return Err(if fault.kind == FaultKind::QuotaExhausted {
-                        Outcome::QuotaExhausted { used: self.quota.limit(), limit: self.quota.limit() }
+                        Outcome::QuotaExhausted {
+                            used: self.quota.limit(),
+                            limit: self.quota.limit(),
+                        }
                     } else {
-                        Outcome::Failed { error: fault.to_string() }
+                        Outcome::Failed {
+                            error: fault.to_string(),
+                        }
                     });
                 }
-                figures::youtube::channels(&response.body).map_err(|e| Outcome::Failed { error: e.to_string() })
+                figures::youtube::channels(&response.body).map_err(|e| Outcome::Failed {
+                    error: e.to_string(),
+                })
             }
             .await;
             match result {
@@ -224,7 +269,8 @@ impl Pull<'_> {
                     }
                 }
                 Ok(channels) => {
-                    let by_id: BTreeMap<&str, &Account> = channels.iter().map(|c| (c.id.as_str(), c)).collect();
+                    let by_id: BTreeMap<&str, &Account> =
+                        channels.iter().map(|c| (c.id.as_str(), c)).collect();
                     for (i, id, linked_as) in chunk {
                         let s = &mut subjects[*i];
                         let outcome = match by_id.get(id.as_str()) {
@@ -250,8 +296,15 @@ impl Pull<'_> {
 
     /// Last.fm, Deezer, Instagram and TikTok for one subject.
     pub async fn per_account(&self, s: &mut Subject<'_>) {
-        for platform in [Platform::LastFm, Platform::Deezer, Platform::Instagram, Platform::TikTok] {
-            let Some(link) = s.graph.link(platform) else { continue };
+        for platform in [
+            Platform::LastFm,
+            Platform::Deezer,
+            Platform::Instagram,
+            Platform::TikTok,
+        ] {
+            let Some(link) = s.graph.link(platform) else {
+                continue;
+            };
             let account = link.key().to_owned();
             let linked_as = link.account.clone();
             let outcome = match self.one(platform, s.artist, &linked_as).await {
@@ -263,18 +316,34 @@ impl Pull<'_> {
                         link.stable_id = Some(acc.id.clone());
                     }
                     let metrics = points(s, platform, source, &acc, self.date, self.now);
-                    Outcome::Stored { account, metrics, absent: acc.absent.clone(), renamed_to: None }
+                    Outcome::Stored {
+                        account,
+                        metrics,
+                        absent: acc.absent.clone(),
+                        renamed_to: None,
+                    }
                 }
             };
             s.outcomes.insert(platform, outcome);
         }
     }
 
-    async fn one(&self, platform: Platform, artist: &ArtistId, account: &str) -> Result<(Account, String), Outcome> {
-        let no = |missing: &str| Outcome::NoCredentials { missing: missing.into() };
-        let (request, source, decode): (WebRequest, String, fn(&[u8]) -> Result<Account, DecodeError>) = match platform {
+    async fn one(
+        &self,
+        platform: Platform,
+        artist: &ArtistId,
+        account: &str,
+    ) -> Result<(Account, String), Outcome> {
+        let no = |missing: &str| Outcome::NoCredentials {
+            missing: missing.into(),
+        };
+        let (request, source, decode): (WebRequest, String, Decoder) = match platform {
             Platform::LastFm => {
-                let key = self.credentials.lastfm_api_key.clone().ok_or_else(|| no("lastfm_api_key"))?;
+                let key = self
+                    .credentials
+                    .lastfm_api_key
+                    .clone()
+                    .ok_or_else(|| no("lastfm_api_key"))?;
                 (
                     WebRequest::get("lastfm", "/2.0/")
                         .query("method", "artist.getinfo")
@@ -292,19 +361,29 @@ impl Pull<'_> {
                 figures::deezer::artist,
             ),
             Platform::Instagram => {
-                let (Some(token), Some(user)) = (&self.credentials.instagram_access_token, &self.credentials.instagram_user_id) else {
+                let (Some(token), Some(user)) = (
+                    &self.credentials.instagram_access_token,
+                    &self.credentials.instagram_user_id,
+                ) else {
                     return Err(no("instagram_access_token and instagram_user_id"));
                 };
                 (
                     WebRequest::get("instagram", format!("/v21.0/{user}"))
-                        .query("fields", figures::instagram::FIELDS.replace("{username}", account))
+                        .query(
+                            "fields",
+                            figures::instagram::FIELDS.replace("{username}", account),
+                        )
                         .secret_query("access_token", token.clone()),
                     format!("instagram business_discovery {account}"),
                     figures::instagram::discovery,
                 )
             }
             Platform::TikTok => {
-                let token = self.credentials.tiktok_tokens.get(artist.as_str()).ok_or_else(|| no("tiktok_tokens for this artist"))?;
+                let token = self
+                    .credentials
+                    .tiktok_tokens
+                    .get(artist.as_str())
+                    .ok_or_else(|| no("tiktok_tokens for this artist"))?;
                 if token.expose_secret().is_empty() {
                     return Err(no("tiktok_tokens for this artist"));
                 }
@@ -317,7 +396,9 @@ impl Pull<'_> {
                 )
             }
             Platform::YouTube | Platform::MusicBrainz | Platform::Wikidata => {
-                return Err(Outcome::Failed { error: format!("{platform} is not pulled per account") });
+                return Err(Outcome::Failed {
+                    error: format!("{platform} is not pulled per account"),
+                });
             }
         };
         let response = self.send(&request).await?;
@@ -325,10 +406,12 @@ impl Pull<'_> {
         // kind of body: the decoder reads the body either way.
         match decode(&response.body) {
             Ok(acc) if response.status == 200 => Ok((acc, source)),
-            Ok(_) => Err(Outcome::Failed { error: format!("{platform}: HTTP {}", response.status) }),
-            Err(DecodeError::Wire(_)) if response.status != 200 => {
-                Err(Outcome::Failed { error: format!("{platform}: HTTP {}", response.status) })
-            }
+            Ok(_) => Err(Outcome::Failed {
+                error: format!("{platform}: HTTP {}", response.status),
+            }),
+            Err(DecodeError::Wire(_)) if response.status != 200 => Err(Outcome::Failed {
+                error: format!("{platform}: HTTP {}", response.status),
+            }),
             Err(e) => Err(fault_outcome(account, e)),
         }
     }

@@ -27,29 +27,47 @@ pub async fn graph(store: &dyn Store, artist: &ArtistId) -> Result<Option<Graph>
 }
 
 /// Stores the graph of `artist`.
-pub async fn save_graph(store: &dyn Store, artist: &ArtistId, graph: &Graph) -> Result<(), PortError> {
+pub async fn save_graph(
+    store: &dyn Store,
+    artist: &ArtistId,
+    graph: &Graph,
+) -> Result<(), PortError> {
     let data = serde_json::to_value(graph).map_err(|e| PortError::permanent("graph.encode", e))?;
     store
-        .put(&ItemKey::new(pk(artist), "graph"), &data, PutCondition::Always, None)
+        .put(
+            &ItemKey::new(pk(artist), "graph"),
+            &data,
+            PutCondition::Always,
+            None,
+        )
         .await?;
     Ok(())
 }
 
 /// The manual links of `artist`.
-pub async fn manual_links(store: &dyn Store, artist: &ArtistId) -> Result<Vec<ManualLink>, PortError> {
+pub async fn manual_links(
+    store: &dyn Store,
+    artist: &ArtistId,
+) -> Result<Vec<ManualLink>, PortError> {
     query_all(store, Query::partition(pk(artist)).prefix("manual#"), 100)
         .await?
         .into_iter()
         .map(|item| {
-            serde_json::from_value(item.data).map_err(|e| PortError::permanent("manual_link.decode", e))
+            serde_json::from_value(item.data)
+                .map_err(|e| PortError::permanent("manual_link.decode", e))
         })
         .collect()
 }
 
 /// Sets (or replaces) the manual link of `artist` on `link.platform`. It takes effect at the
 /// next sync, which re-resolves the graph of an artist whose manual links changed.
-pub async fn set_manual_link(store: &dyn Store, artist: &ArtistId, link: &ManualLink) -> Result<(), PortError> {
-    let data = serde_json::to_value(link).map_err(|e| PortError::permanent("manual_link.encode", e))?;
+pub async fn set_manual_link(
+    store: &dyn Store,
+    artist: &ArtistId,
+    link: &ManualLink,
+) -> Result<(), PortError> {
+    let data =
+        serde_json::to_value(link).map_err(|e| PortError::permanent("manual_link.encode", e))?;
     store
         .put(
             &ItemKey::new(pk(artist), format!("manual#{}", link.platform)),
@@ -63,7 +81,11 @@ pub async fn set_manual_link(store: &dyn Store, artist: &ArtistId, link: &Manual
 }
 
 /// Removes the manual link of `artist` on `platform`.
-pub async fn remove_manual_link(store: &dyn Store, artist: &ArtistId, platform: Platform) -> Result<(), PortError> {
+pub async fn remove_manual_link(
+    store: &dyn Store,
+    artist: &ArtistId,
+    platform: Platform,
+) -> Result<(), PortError> {
     store
         .delete(&ItemKey::new(pk(artist), format!("manual#{platform}")))
         .await?;

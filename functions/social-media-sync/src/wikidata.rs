@@ -170,7 +170,11 @@ fn values(
             normal.push(text.to_owned());
         }
     }
-    if preferred.is_empty() { normal } else { preferred }
+    if preferred.is_empty() {
+        normal
+    } else {
+        preferred
+    }
 }
 
 #[cfg(test)]
@@ -189,8 +193,14 @@ mod tests {
             e.accounts[&Platform::MusicBrainz],
             vec!["b10bbbfc-cf9e-42e0-be17-e2c3e1d2600d".to_owned()]
         );
-        assert_eq!(e.accounts[&Platform::Instagram], vec!["thebeatles".to_owned()]);
-        assert_eq!(e.accounts[&Platform::LastFm], vec!["the beatles".to_owned()]);
+        assert_eq!(
+            e.accounts[&Platform::Instagram],
+            vec!["thebeatles".to_owned()]
+        );
+        assert_eq!(
+            e.accounts[&Platform::LastFm],
+            vec!["the beatles".to_owned()]
+        );
         // The 2017 recording predates P2397.
         assert!(!e.accounts.contains_key(&Platform::YouTube));
         assert!(e.skipped.is_empty());
@@ -203,7 +213,10 @@ mod tests {
         assert_eq!(e.accounts[&Platform::Instagram], vec!["dlwlrma".to_owned()]);
         // Asked for Q999 and answered with Q1299: a redirect, followed and recorded.
         let e = entity("Q999", &fixture("wikidata_entitydata_Q1299_beatles.json")).unwrap();
-        assert_eq!((e.id.as_str(), e.redirected_from.as_deref()), ("Q1299", Some("Q999")));
+        assert_eq!(
+            (e.id.as_str(), e.redirected_from.as_deref()),
+            ("Q1299", Some("Q999"))
+        );
     }
 
     #[test]
@@ -230,9 +243,15 @@ mod tests {
     fn query_results_give_qids() {
         let body = serde_json::json!({"head": {"vars": ["item"]}, "results": {"bindings": [
             {"item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q1299"}}]}});
-        assert_eq!(items_of(body.to_string().as_bytes()).unwrap(), vec!["Q1299".to_owned()]);
+        assert_eq!(
+            items_of(body.to_string().as_bytes()).unwrap(),
+            vec!["Q1299".to_owned()]
+        );
         // The recorded SELECT has no ?item: a named shape error, not a panic.
         let err = items_of(&fixture("wikidata_sparql_results.json")).unwrap_err();
-        assert!(err.to_string().contains("results.bindings[0].item.value"), "{err}");
+        assert!(
+            err.to_string().contains("results.bindings[0].item.value"),
+            "{err}"
+        );
     }
 }

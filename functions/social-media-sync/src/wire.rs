@@ -62,11 +62,7 @@ pub fn found(value: Option<&Value>) -> String {
 }
 
 /// The string at `field` of `value`, or a shape error.
-pub fn str_at<'a>(
-    api: &'static str,
-    value: &'a Value,
-    field: &str,
-) -> Result<&'a str, WireError> {
+pub fn str_at<'a>(api: &'static str, value: &'a Value, field: &str) -> Result<&'a str, WireError> {
     let v = value.pointer(&format!("/{}", field.replace('.', "/")));
     v.and_then(Value::as_str).ok_or_else(|| WireError::Shape {
         api,

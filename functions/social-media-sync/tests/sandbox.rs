@@ -10,7 +10,7 @@ use backbone::clock::SystemClock;
 use backbone::config::HarnessConfig;
 use backbone::error::PortError;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
-use backbone::ports::{Secrets, Store};
+use backbone::ports::Secrets;
 use backbone::series::Precision;
 use backbone::telemetry::Capture;
 use backbone::validate::ArtistId;
@@ -40,7 +40,9 @@ impl Secrets for MemSecrets {
 
 fn roster() -> Vec<String> {
     // Twelve valid Spotify ids (22 base-62 characters): every sandbox profile, 0 to 2 twice.
-    (0..12).map(|i| format!("{i:0>2}SandboxArtistAbcdefg")).collect()
+    (0..12)
+        .map(|i| format!("{i:0>2}SandboxArtistAbcdefg"))
+        .collect()
 }
 
 struct Env {
@@ -60,11 +62,25 @@ async fn setup(with_credentials: bool, settings: impl FnOnce(&mut Settings)) -> 
     let sandbox = SocialSandbox::spawn(config).await.unwrap();
     let db = LocalDb::in_memory().unwrap();
     let function = harness(&sandbox, &db, with_credentials, settings);
-    Env { sandbox, db, function }
+    Env {
+        sandbox,
+        db,
+        function,
+    }
 }
 
-fn harness(sandbox: &SocialSandbox, db: &LocalDb, with_credentials: bool, settings: impl FnOnce(&mut Settings)) -> Box<dyn Invoke> {
-    let web = HttpWeb::new("music-tasks-test/1 ( tests@example.org )", Duration::from_secs(5), sandbox.base_urls()).unwrap();
+fn harness(
+    sandbox: &SocialSandbox,
+    db: &LocalDb,
+    with_credentials: bool,
+    settings: impl FnOnce(&mut Settings),
+) -> Box<dyn Invoke> {
+    let web = HttpWeb::new(
+        "music-tasks-test/1 ( tests@example.org )",
+        Duration::from_secs(5),
+        sandbox.base_urls(),
+    )
+    .unwrap();
     let mut s = Settings {
         credentials_secret: Some("social/credentials".into()),
         musicbrainz_interval: MB_INTERVAL,
@@ -75,7 +91,9 @@ fn harness(sandbox: &SocialSandbox, db: &LocalDb, with_credentials: bool, settin
     let task = SocialMediaSync {
         web: Arc::new(web),
         store: Arc::new(db.clone()),
-        secrets: Arc::new(MemSecrets(with_credentials.then(|| sandbox.credentials_json()))),
+        secrets: Arc::new(MemSecrets(
+            with_credentials.then(|| sandbox.credentials_json()),
+        )),
         events: Arc::new(backbone::local::LocalBus::new(db.clone())),
         clock: Arc::new(SystemClock),
         sleeper: Arc::new(TokioSleeper),
@@ -91,7 +109,11 @@ async fn sync(env: &Env, date: &str, artists: &[String]) -> Value {
         .invoke(json!({"step": "sync", "watchlist": "demo", "date": date, "artists": artists}))
         .await
         .unwrap();
-    assert_eq!(report.response["status"], "completed", "{}", report.response);
+    assert_eq!(
+        report.response["status"], "completed",
+        "{}",
+        report.response
+    );
     report.response["output"].clone()
 }
 
@@ -100,7 +122,12 @@ fn artist(out: &Value, i: usize) -> &Value {
 }
 
 fn platforms(a: &Value) -> Vec<String> {
-    a["links"].as_array().unwrap().iter().map(|l| l["platform"].as_str().unwrap().to_owned()).collect()
+    a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["platform"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -111,31 +138,76 @@ async fn a_batch_of_twelve_covers_every_identity_and_figure_case() {
 
     // Profile 0: both sources agree; TikTok through the connected account.
     let a0 = artist(&out, 0);
-    assert_eq!(platforms(a0), ["musicbrainz", "wikidata", "youtube", "lastfm", "deezer", "instagram", "tiktok"]);
-    let yt = a0["links"].as_array().unwrap().iter().find(|l| l["platform"] == "youtube").unwrap();
+    assert_eq!(
+        platforms(a0),
+        [
+            "musicbrainz",
+            "wikidata",
+            "youtube",
+            "lastfm",
+            "deezer",
+            "instagram",
+            "tiktok"
+        ]
+    );
+    let yt = a0["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["platform"] == "youtube")
+        .unwrap();
     assert_eq!(yt["confidence"], 0.95);
     assert_eq!(yt["provenance"].as_array().unwrap().len(), 2);
     for p in ["youtube", "lastfm", "deezer", "instagram", "tiktok"] {
-        assert_eq!(a0["platforms"][p]["outcome"], "stored", "{p}: {}", a0["platforms"][p]);
+        assert_eq!(
+            a0["platforms"][p]["outcome"], "stored",
+            "{p}: {}",
+            a0["platforms"][p]
+        );
     }
     // Profile 3: no links anywhere: an empty graph, nothing pulled, nothing stored.
     let a3 = artist(&out, 3);
-    assert!(a3["links"].as_array().unwrap().is_empty() && a3["quarantined"].as_array().unwrap().is_empty());
-    assert_eq!((a3["points"].as_u64(), a3["platforms"].as_object().unwrap().len()), (Some(0), 0));
+    assert!(
+        a3["links"].as_array().unwrap().is_empty()
+            && a3["quarantined"].as_array().unwrap().is_empty()
+    );
+    assert_eq!(
+        (
+            a3["points"].as_u64(),
+            a3["platforms"].as_object().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
     // Profile 4: two YouTube channels: quarantined with both candidates, not pulled.
     let a4 = artist(&out, 4);
     assert_eq!(a4["quarantined"][0]["platform"], "youtube");
-    assert_eq!(a4["quarantined"][0]["candidates"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        a4["quarantined"][0]["candidates"].as_array().unwrap().len(),
+        2
+    );
     assert!(a4["platforms"].get("youtube").is_none());
     // Profile 5: removed channel; Deezer's "no data" with HTTP 200 is an error, not figures.
     let a5 = artist(&out, 5);
     assert_eq!(a5["platforms"]["youtube"]["outcome"], "account_gone");
     assert_eq!(a5["platforms"]["deezer"]["outcome"], "account_gone");
-    assert!(a5["platforms"]["deezer"]["detail"].as_str().unwrap().contains("800"));
-    assert_eq!(a5["platforms"]["lastfm"]["outcome"], "stored", "the rest of the artist is kept");
+    assert!(
+        a5["platforms"]["deezer"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("800")
+    );
+    assert_eq!(
+        a5["platforms"]["lastfm"]["outcome"], "stored",
+        "the rest of the artist is kept"
+    );
     // Profile 6: a handle resolved to the stable channel id, kept in the graph.
     let a6 = artist(&out, 6);
-    let yt6 = a6["links"].as_array().unwrap().iter().find(|l| l["platform"] == "youtube").unwrap();
+    let yt6 = a6["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["platform"] == "youtube")
+        .unwrap();
     assert!(yt6["account"].as_str().unwrap().starts_with('@'));
     assert!(yt6["stable_id"].as_str().unwrap().starts_with("UC"));
     assert_eq!(a6["platforms"]["youtube"]["outcome"], "stored");
@@ -144,27 +216,48 @@ async fn a_batch_of_twelve_covers_every_identity_and_figure_case() {
     let a7 = artist(&out, 7);
     let notes = a7["notes"].to_string();
     assert!(notes.contains("redirects to"), "{notes}");
-    assert!(notes.contains("P2722[0]: expected a string value"), "{notes}");
-    assert_eq!(a7["platforms"]["youtube"]["absent"][0]["metric"], "subscribers");
+    assert!(
+        notes.contains("P2722[0]: expected a string value"),
+        "{notes}"
+    );
+    assert_eq!(
+        a7["platforms"]["youtube"]["absent"][0]["metric"],
+        "subscribers"
+    );
     assert_eq!(a7["platforms"]["lastfm"]["outcome"], "stored");
     // Profile 8: an MBID Wikidata does not list: quarantined, and what came only through it.
     let a8 = artist(&out, 8);
-    let q8: Vec<&str> = a8["quarantined"].as_array().unwrap().iter().map(|q| q["platform"].as_str().unwrap()).collect();
+    let q8: Vec<&str> = a8["quarantined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(q8, ["musicbrainz"]);
-    assert!(platforms(a8).contains(&"youtube".to_owned()), "YouTube is confirmed by Wikidata too");
+    assert!(
+        platforms(a8).contains(&"youtube".to_owned()),
+        "YouTube is confirmed by Wikidata too"
+    );
 
     // The series: hidden counts absent (never 0), YouTube precision recorded.
     let a7id: ArtistId = ids[7].parse().unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-    let s7 = backbone::series::load(&env.db, &a7id, day, day).await.unwrap();
+    let s7 = backbone::series::load(&env.db, &a7id, day, day)
+        .await
+        .unwrap();
     assert!(!s7.contains_key(&("youtube".into(), "subscribers".into())));
     let lastfm = &s7[&("lastfm".into(), "listeners".into())][0];
     assert!(lastfm.value > 1_000, "{lastfm:?}");
     let a0id: ArtistId = ids[0].parse().unwrap();
-    let s0 = backbone::series::load(&env.db, &a0id, day, day).await.unwrap();
+    let s0 = backbone::series::load(&env.db, &a0id, day, day)
+        .await
+        .unwrap();
     let subs = &s0[&("youtube".into(), "subscribers".into())][0];
     assert_eq!(subs.precision, Precision::SignificantFigures { figures: 3 });
-    assert_eq!(s0[&("deezer".into(), "fans".into())][0].precision, Precision::Exact);
+    assert_eq!(
+        s0[&("deezer".into(), "fans".into())][0].precision,
+        Precision::Exact
+    );
 
     // Requests: MusicBrainz 1 lookup + 1 artist per linked artist, Wikidata 2 per item, YouTube
     // one handle and one batch for all; the published limits were never broken.
@@ -173,10 +266,17 @@ async fn a_batch_of_twelve_covers_every_identity_and_figure_case() {
     assert_eq!(calls["youtube"], 2);
     assert_eq!(out["youtube_units_today"], 2);
     assert_eq!(out["requests"]["youtube"], 2);
-    assert!(env.sandbox.violations().is_empty(), "{:?}", env.sandbox.violations());
+    assert!(
+        env.sandbox.violations().is_empty(),
+        "{:?}",
+        env.sandbox.violations()
+    );
 
     // Each quarantine is reported on the bus once, when the graph is resolved.
-    let events = backbone::local::LocalBus::new(env.db.clone()).events().await.unwrap();
+    let events = backbone::local::LocalBus::new(env.db.clone())
+        .events()
+        .await
+        .unwrap();
     let quarantined: Vec<&str> = events
         .iter()
         .filter(|e| e.event.detail_type == "SocialLinkQuarantined")
@@ -194,13 +294,26 @@ async fn the_next_days_reuse_the_graph_and_report_a_renamed_handle() {
     env.sandbox.set_day(3);
     let out = sync(&env, "2026-12-04", &ids).await;
     let calls = env.sandbox.calls();
-    assert!(!calls.contains_key("musicbrainz") && !calls.contains_key("wikidata"), "{calls:?}");
+    assert!(
+        !calls.contains_key("musicbrainz") && !calls.contains_key("wikidata"),
+        "{calls:?}"
+    );
     // One batch call: the handle's channel id was kept from day 1.
     assert_eq!(calls["youtube"], 1);
     let a6 = artist(&out, 6);
-    assert!(a6["platforms"]["youtube"]["renamed_to"].as_str().unwrap().ends_with("-official"));
+    assert!(
+        a6["platforms"]["youtube"]["renamed_to"]
+            .as_str()
+            .unwrap()
+            .ends_with("-official")
+    );
     assert_eq!(a6["platforms"]["instagram"]["outcome"], "account_gone");
-    assert!(a6["platforms"]["instagram"]["detail"].as_str().unwrap().contains("Invalid user id"));
+    assert!(
+        a6["platforms"]["instagram"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid user id")
+    );
 }
 
 #[tokio::test]
@@ -212,7 +325,11 @@ async fn faults_are_retried_or_reported_and_the_batch_is_kept() {
     // Deezer down for longer than the retries.
     env.sandbox.fail_next("deezer", 3);
     let out = sync(&env, "2026-12-01", &ids[..2]).await;
-    assert_eq!(platforms(artist(&out, 0)).len(), 7, "MusicBrainz answered after the retry");
+    assert_eq!(
+        platforms(artist(&out, 0)).len(),
+        7,
+        "MusicBrainz answered after the retry"
+    );
     assert_eq!(artist(&out, 0)["platforms"]["deezer"]["outcome"], "failed");
     assert_eq!(artist(&out, 1)["platforms"]["deezer"]["outcome"], "stored");
     assert_eq!(artist(&out, 0)["platforms"]["youtube"]["outcome"], "stored");
@@ -223,7 +340,11 @@ async fn platforms_without_credentials_are_skipped_and_reported() {
     let env = setup(false, |s| s.credentials_secret = None).await;
     let out = sync(&env, "2026-12-01", &roster()[..1]).await;
     let a = artist(&out, 0);
-    for (p, missing) in [("youtube", "youtube_api_key"), ("lastfm", "lastfm_api_key"), ("tiktok", "tiktok_tokens for this artist")] {
+    for (p, missing) in [
+        ("youtube", "youtube_api_key"),
+        ("lastfm", "lastfm_api_key"),
+        ("tiktok", "tiktok_tokens for this artist"),
+    ] {
         assert_eq!(a["platforms"][p]["outcome"], "no_credentials");
         assert_eq!(a["platforms"][p]["missing"], missing);
     }
@@ -237,11 +358,17 @@ async fn the_youtube_quota_is_never_exceeded() {
     let ids = roster();
     let out = sync(&env, "2026-12-01", &ids).await;
     // The handle resolution took the only unit; the batch was not sent.
-    assert_eq!(artist(&out, 0)["platforms"]["youtube"]["outcome"], "quota_exhausted");
+    assert_eq!(
+        artist(&out, 0)["platforms"]["youtube"]["outcome"],
+        "quota_exhausted"
+    );
     assert_eq!(out["youtube_units_today"], 1);
     assert_eq!(env.sandbox.calls()["youtube"], 1);
     let again = sync(&env, "2026-12-01", &ids[..1]).await;
-    assert_eq!(artist(&again, 0)["platforms"]["youtube"]["outcome"], "quota_exhausted");
+    assert_eq!(
+        artist(&again, 0)["platforms"]["youtube"]["outcome"],
+        "quota_exhausted"
+    );
     assert_eq!(env.sandbox.calls()["youtube"], 1);
 }
 
@@ -255,15 +382,32 @@ async fn a_manual_link_wins_over_disagreeing_sources() {
     records::set_manual_link(
         &env.db,
         &a4,
-        &ManualLink { platform: Platform::YouTube, account: chosen.clone(), entered_at: chrono::Utc::now(), by: "test".into() },
+        &ManualLink {
+            platform: Platform::YouTube,
+            account: chosen.clone(),
+            entered_at: chrono::Utc::now(),
+            by: "test".into(),
+        },
     )
     .await
     .unwrap();
     let out = sync(&env, "2026-12-01", &ids[4..5]).await;
     let a = artist(&out, 0);
     assert!(a["quarantined"].as_array().unwrap().is_empty(), "{a}");
-    let yt = a["links"].as_array().unwrap().iter().find(|l| l["platform"] == "youtube").unwrap();
-    assert_eq!((yt["account"].as_str(), yt["status"].as_str(), yt["confidence"].as_f64()), (Some(chosen.as_str()), Some("manual"), Some(1.0)));
+    let yt = a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["platform"] == "youtube")
+        .unwrap();
+    assert_eq!(
+        (
+            yt["account"].as_str(),
+            yt["status"].as_str(),
+            yt["confidence"].as_f64()
+        ),
+        (Some(chosen.as_str()), Some("manual"), Some(1.0))
+    );
     assert_eq!(a["platforms"]["youtube"]["outcome"], "stored");
     assert!(a["notes"].to_string().contains("manual link"));
 }
@@ -275,27 +419,48 @@ async fn two_invocations_share_the_musicbrainz_pace() {
     // A second function instance on the same store: another "process" of the deployment.
     let other = harness(&env.sandbox, &env.db, true, |_| {});
     let (a, b) = tokio::join!(
-        env.function.invoke(json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ids[..6]})),
-        other.invoke(json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ids[6..]})),
+        env.function.invoke(
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ids[..6]})
+        ),
+        other.invoke(
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ids[6..]})
+        ),
     );
     assert_eq!(a.unwrap().response["status"], "completed");
     assert_eq!(b.unwrap().response["status"], "completed");
     assert_eq!(env.sandbox.calls()["musicbrainz"], 23);
-    assert!(env.sandbox.violations().is_empty(), "{:?}", env.sandbox.violations());
+    assert!(
+        env.sandbox.violations().is_empty(),
+        "{:?}",
+        env.sandbox.violations()
+    );
 }
 
 #[tokio::test]
 async fn invalid_input_is_rejected_with_the_reason() {
     let env = setup(true, |_| {}).await;
     for (input, needle) in [
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": []}), "1 to 50 items"),
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-13-01", "artists": ["00SandboxArtistAbcdefg"]}), "date"),
-        (json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ["not-an-id"]}), "22 base-62 characters"),
+        (
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": []}),
+            "1 to 50 items",
+        ),
+        (
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-13-01", "artists": ["00SandboxArtistAbcdefg"]}),
+            "date",
+        ),
+        (
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-12-01", "artists": ["not-an-id"]}),
+            "22 base-62 characters",
+        ),
         (json!({"step": "resync", "watchlist": "demo"}), "step"),
     ] {
         let report = env.function.invoke(input.clone()).await.unwrap();
         assert_eq!(report.response["status"], "rejected", "{input}");
-        assert!(report.response["reason"].to_string().contains(needle), "{input}: {}", report.response);
+        assert!(
+            report.response["reason"].to_string().contains(needle),
+            "{input}: {}",
+            report.response
+        );
     }
     // Rejected before any work: no platform was asked.
     assert!(env.sandbox.calls().is_empty(), "{:?}", env.sandbox.calls());

@@ -61,9 +61,13 @@ impl ColdStart {
     #[cfg(feature = "spotify")]
     pub fn spotify(&self) -> Result<crate::spotify::SpotifyClient, ConfigError> {
         let config = crate::spotify::SpotifyConfig::from_env(&ProcessEnv)?;
-        let secret_id = self.aws.spotify_secret_id.clone().ok_or(ConfigError::Missing {
-            name: "SPOTIFY_SECRET_ID",
-        })?;
+        let secret_id = self
+            .aws
+            .spotify_secret_id
+            .clone()
+            .ok_or(ConfigError::Missing {
+                name: "SPOTIFY_SECRET_ID",
+            })?;
         let secrets = Arc::new(crate::secrets_cache::JsonSecretFields::new(
             self.secrets.clone(),
             secret_id,

@@ -331,7 +331,10 @@ mod tests {
         assert_eq!(AwsConfig::from_env(&env).unwrap().spotify_secret_id, None);
         env.insert("SPOTIFY_SECRET_ID", "spotify/credentials");
         assert_eq!(
-            AwsConfig::from_env(&env).unwrap().spotify_secret_id.as_deref(),
+            AwsConfig::from_env(&env)
+                .unwrap()
+                .spotify_secret_id
+                .as_deref(),
             Some("spotify/credentials")
         );
         env.insert("AUDIT_TABLE", " ");

@@ -400,16 +400,40 @@ async fn series_points_round_trip_by_platform_and_day(store: &dyn Store) {
     };
     let three = Precision::SignificantFigures { figures: 3 };
     for n in (0..5).rev() {
-        series::save(store, &point("youtube", "subscribers", n, 1_230_000 + n as u64 * 10_000, three)).await.unwrap();
-        series::save(store, &point("deezer", "fans", n, 5_000 + n as u64, Precision::Exact)).await.unwrap();
+        series::save(
+            store,
+            &point(
+                "youtube",
+                "subscribers",
+                n,
+                1_230_000 + n as u64 * 10_000,
+                three,
+            ),
+        )
+        .await
+        .unwrap();
+        series::save(
+            store,
+            &point("deezer", "fans", n, 5_000 + n as u64, Precision::Exact),
+        )
+        .await
+        .unwrap();
     }
     // A rerun of day 2 replaces its point.
-    series::save(store, &point("deezer", "fans", 2, 7_777, Precision::Exact)).await.unwrap();
+    series::save(store, &point("deezer", "fans", 2, 7_777, Precision::Exact))
+        .await
+        .unwrap();
     let all = series::load(store, &artist, day(1), day(3)).await.unwrap();
     assert_eq!(all.len(), 2);
     let yt = &all[&("youtube".to_owned(), "subscribers".to_owned())];
-    assert_eq!(yt.iter().map(|p| p.as_of).collect::<Vec<_>>(), vec![day(1), day(2), day(3)]);
+    assert_eq!(
+        yt.iter().map(|p| p.as_of).collect::<Vec<_>>(),
+        vec![day(1), day(2), day(3)]
+    );
     assert_eq!(yt[0].precision, three);
-    let fans: Vec<u64> = all[&("deezer".to_owned(), "fans".to_owned())].iter().map(|p| p.value).collect();
+    let fans: Vec<u64> = all[&("deezer".to_owned(), "fans".to_owned())]
+        .iter()
+        .map(|p| p.value)
+        .collect();
     assert_eq!(fans, vec![5_001, 7_777, 5_003]);
 }
