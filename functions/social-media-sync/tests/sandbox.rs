@@ -75,9 +75,25 @@ fn harness(
     with_credentials: bool,
     settings: impl FnOnce(&mut Settings),
 ) -> Box<dyn Invoke> {
+    harness_with_timeout(
+        sandbox,
+        db,
+        with_credentials,
+        settings,
+        Duration::from_secs(5),
+    )
+}
+
+fn harness_with_timeout(
+    sandbox: &SocialSandbox,
+    db: &LocalDb,
+    with_credentials: bool,
+    settings: impl FnOnce(&mut Settings),
+    timeout: Duration,
+) -> Box<dyn Invoke> {
     let web = HttpWeb::new(
         "music-tasks-test/1 ( tests@example.org )",
-        Duration::from_secs(5),
+        timeout,
         sandbox.base_urls(),
     )
     .unwrap();
@@ -464,4 +480,88 @@ async fn invalid_input_is_rejected_with_the_reason() {
     }
     // Rejected before any work: no platform was asked.
     assert!(env.sandbox.calls().is_empty(), "{:?}", env.sandbox.calls());
+}
+
+#[tokio::test]
+async fn slow_answers_and_long_retry_afters_fail_the_platform_not_the_batch() {
+    let env = setup(true, |_| {}).await;
+    let ids = roster();
+    // Identity first, on a healthy sandbox.
+    sync(&env, "2026-12-01", &ids[..2]).await;
+    // Then every answer slower than the client waits.
+    env.sandbox.set_faults(social_sandbox::Faults {
+        slow_rate: 1.0,
+        slow_ms: 400,
+        ..social_sandbox::Faults::default()
+    });
+    let impatient = harness_with_timeout(
+        &env.sandbox,
+        &env.db,
+        true,
+        |_| {},
+        Duration::from_millis(100),
+    );
+    let report = impatient
+        .invoke(
+            json!({"step": "sync", "watchlist": "demo", "date": "2026-12-02", "artists": ids[..2]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.response["status"], "completed",
+        "{}",
+        report.response
+    );
+    let out = &report.response["output"];
+    for p in ["youtube", "lastfm", "deezer", "instagram"] {
+        assert_eq!(
+            out["artists"][0]["platforms"][p]["outcome"], "failed",
+            "{p}"
+        );
+        assert!(
+            out["artists"][0]["platforms"][p]["error"]
+                .as_str()
+                .unwrap()
+                .contains("unavailable")
+        );
+    }
+    // A rate limit asking for more than the invocation may wait is not waited out.
+    env.sandbox.set_faults(social_sandbox::Faults {
+        rate_limit_rate: 1.0,
+        retry_after_secs: 3600,
+        ..social_sandbox::Faults::default()
+    });
+    let out = sync(&env, "2026-12-03", &ids[..1]).await;
+    // TikTok answers 429 with Retry-After: not waited out, reported.
+    let tt = &artist(&out, 0)["platforms"]["tiktok"];
+    assert_eq!(tt["outcome"], "failed");
+    assert!(
+        tt["error"].as_str().unwrap().contains("retry after 3600s"),
+        "{tt}"
+    );
+    // YouTube's rate limit is a 403 with its reason.
+    let yt = &artist(&out, 0)["platforms"]["youtube"];
+    assert!(
+        yt["error"].as_str().unwrap().contains("rateLimitExceeded"),
+        "{yt}"
+    );
+    // Deezer's quota error comes with HTTP 200: an error, not figures.
+    let dz = &artist(&out, 0)["platforms"]["deezer"];
+    assert_eq!(dz["outcome"], "failed");
+    assert!(
+        dz["error"]
+            .as_str()
+            .unwrap()
+            .contains("Quota limit exceeded"),
+        "{dz}"
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let a0: ArtistId = ids[0].parse().unwrap();
+    assert!(
+        backbone::series::load(&env.db, &a0, day, day)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored as 0"
+    );
 }
