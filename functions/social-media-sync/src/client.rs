@@ -80,6 +80,11 @@ impl Caller {
             .clone()
     }
 
+    /// Waits `duration` (on the caller's sleeper: tests move a clock instead).
+    pub async fn pause(&self, duration: Duration) {
+        self.sleeper.sleep(duration).await;
+    }
+
     /// Sends `request`, retrying passing faults; any other status is returned as it came.
     /// `time_left` bounds every wait.
     pub async fn get(

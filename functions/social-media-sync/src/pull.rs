@@ -401,18 +401,39 @@ impl Pull<'_> {
                 });
             }
         };
-        let response = self.send(&request).await?;
-        // Deezer and Last.fm report errors in a 200 body, others with a status and the same
-        // kind of body: the decoder reads the body either way.
-        match decode(&response.body) {
-            Ok(acc) if response.status == 200 => Ok((acc, source)),
-            Ok(_) => Err(Outcome::Failed {
-                error: format!("{platform}: HTTP {}", response.status),
-            }),
-            Err(DecodeError::Wire(_)) if response.status != 200 => Err(Outcome::Failed {
-                error: format!("{platform}: HTTP {}", response.status),
-            }),
-            Err(e) => Err(fault_outcome(account, e)),
+        // Deezer (code 4) and Last.fm (error 29) rate limit with HTTP 200: the body says so, and
+        // the call is tried once more after a pause when the invocation has the time.
+        for attempt in 1..=BODY_RATE_LIMIT_ATTEMPTS {
+            let response = self.send(&request).await?;
+            // Errors come in a 200 body (Deezer, Last.fm) or with a status and the same kind of
+            // body: the decoder reads the body either way.
+            return match decode(&response.body) {
+                Ok(acc) if response.status == 200 => Ok((acc, source)),
+                Ok(_) => Err(Outcome::Failed {
+                    error: format!("{platform}: HTTP {}", response.status),
+                }),
+                Err(DecodeError::Wire(_)) if response.status != 200 => Err(Outcome::Failed {
+                    error: format!("{platform}: HTTP {}", response.status),
+                }),
+                Err(DecodeError::Fault(f))
+                    if f.kind == FaultKind::RateLimited
+                        && attempt < BODY_RATE_LIMIT_ATTEMPTS
+                        && self.time_left > BODY_RATE_LIMIT_PAUSE * 2 =>
+                {
+                    tracing::info!(%platform, code = %f.code, "rate limited in the body; pausing");
+                    self.caller.pause(BODY_RATE_LIMIT_PAUSE).await;
+                    continue;
+                }
+                Err(e) => Err(fault_outcome(account, e)),
+            };
         }
+        Err(Outcome::Failed {
+            error: format!("{platform}: rate limited"),
+        })
     }
 }
+
+/// Attempts of a call whose answer says "rate limited" in a 200 body.
+const BODY_RATE_LIMIT_ATTEMPTS: u32 = 2;
+/// The pause before trying such a call again.
+const BODY_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);

@@ -340,6 +340,8 @@ async fn faults_are_retried_or_reported_and_the_batch_is_kept() {
     env.sandbox.rate_limit_next("musicbrainz", 1);
     // Deezer down for longer than the retries.
     env.sandbox.fail_next("deezer", 3);
+    // Last.fm's rate limit, in a 200 body: paused and tried again.
+    env.sandbox.rate_limit_next("lastfm", 1);
     let out = sync(&env, "2026-12-01", &ids[..2]).await;
     assert_eq!(
         platforms(artist(&out, 0)).len(),
@@ -348,6 +350,12 @@ async fn faults_are_retried_or_reported_and_the_batch_is_kept() {
     );
     assert_eq!(artist(&out, 0)["platforms"]["deezer"]["outcome"], "failed");
     assert_eq!(artist(&out, 1)["platforms"]["deezer"]["outcome"], "stored");
+    assert_eq!(artist(&out, 0)["platforms"]["lastfm"]["outcome"], "stored");
+    assert_eq!(
+        env.sandbox.calls()["lastfm"],
+        3,
+        "one more call for the rate-limited one"
+    );
     assert_eq!(artist(&out, 0)["platforms"]["youtube"]["outcome"], "stored");
 }
 
