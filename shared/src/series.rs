@@ -3,7 +3,8 @@
 //!
 //! social-media-sync writes the points; artist-monitoring reads them to trend and alert. Keys
 //! (single-table, see [`crate::ports::store`]): `pk = series#<artist>`,
-//! `sk = <platform>#<metric>#<YYYY-MM-DD>`. A rerun of the same day writes the same item again.
+//! `sk = <YYYY-MM-DD>#<platform>#<metric>`: day first, so a window of days is one range query
+//! whatever the platforms. A rerun of the same day writes the same item again.
 //!
 //! A point's [`Precision`] says how exact its value is: YouTube rounds subscriber counts to
 //! three significant figures, so a change smaller than the rounding step is noise, not a trend.
@@ -19,7 +20,7 @@ use crate::ports::store::query_all;
 use crate::ports::{ItemKey, PutCondition, Query, Store};
 use crate::validate::ArtistId;
 
-/// Most points read back for one artist (every platform and metric, about a year of days).
+/// Most points read back for one artist and window (13 metrics over two years of days).
 pub const MAX_POINTS: usize = 20_000;
 
 /// How exact a value is.
@@ -62,9 +63,9 @@ impl Precision {
 pub struct SeriesPoint {
     /// The Spotify artist it belongs to.
     pub artist: ArtistId,
-    /// The platform (`youtube`, `lastfm`, `deezer`, `instagram`, `tiktok`).
+    /// The platform (`youtube`, `lastfm`, `deezer`, `instagram`, `tiktok`; lower-case ASCII).
     pub platform: String,
-    /// The metric (`subscribers`, `views`, `listeners`, `fans`, ...).
+    /// The metric (`subscribers`, `views`, `listeners`, `fans`, ...; lower-case ASCII).
     pub metric: String,
     /// The value.
     pub value: u64,
@@ -86,7 +87,7 @@ fn pk(artist: &ArtistId) -> String {
 pub async fn save(store: &dyn Store, point: &SeriesPoint) -> Result<(), PortError> {
     let key = ItemKey::new(
         pk(&point.artist),
-        format!("{}#{}#{}", point.platform, point.metric, point.as_of),
+        format!("{}#{}#{}", point.as_of, point.platform, point.metric),
     );
     let data = serde_json::to_value(point).map_err(|e| PortError::permanent("series.encode", e))?;
     store.put(&key, &data, PutCondition::Always, None).await?;
@@ -101,7 +102,9 @@ pub async fn load(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<BTreeMap<(String, String), Vec<SeriesPoint>>, PortError> {
-    let items = query_all(store, Query::partition(pk(artist)), MAX_POINTS).await?;
+    // `~` sorts after every character of a platform or metric name: the whole last day.
+    let query = Query::partition(pk(artist)).between(from.to_string(), format!("{to}#~"));
+    let items = query_all(store, query, MAX_POINTS).await?;
     let mut out: BTreeMap<(String, String), Vec<SeriesPoint>> = BTreeMap::new();
     for item in items {
         let point: SeriesPoint = serde_json::from_value(item.data)
