@@ -26,7 +26,7 @@ use social_sandbox::{SocialSandbox, SocialSandboxConfig};
 pub const SECRET: &str = "social/credentials";
 
 /// The MusicBrainz spacing of local runs against the sandbox.
-pub const LOCAL_MUSICBRAINZ_INTERVAL: Duration = Duration::from_millis(20);
+pub const LOCAL_MUSICBRAINZ_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Why local social access could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ impl LocalSocial {
             });
         };
         let mut config = SocialSandboxConfig::new(roster, fixtures);
-        // The sandbox keeps MusicBrainz's rule (requests spaced, deployment-wide) at a fiftieth
+        // The sandbox keeps MusicBrainz's rule (requests spaced, deployment-wide) at a twentieth
         // of its pace, so a simulated month runs in seconds; the task is paced to match.
         config.musicbrainz_interval = LOCAL_MUSICBRAINZ_INTERVAL;
         settings.musicbrainz_interval = LOCAL_MUSICBRAINZ_INTERVAL;
