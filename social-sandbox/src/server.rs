@@ -32,7 +32,7 @@ pub(crate) struct State {
     rng: Mutex<rand::rngs::StdRng>,
     calls: Mutex<BTreeMap<String, u64>>,
     violations: Mutex<BTreeMap<String, u64>>,
-    last_musicbrainz: Mutex<Option<Instant>>,
+    musicbrainz_window: Mutex<VecDeque<Instant>>,
     deezer_window: Mutex<VecDeque<Instant>>,
 }
 
@@ -58,7 +58,7 @@ impl State {
             forced: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(BTreeMap::new()),
             violations: Mutex::new(BTreeMap::new()),
-            last_musicbrainz: Mutex::new(None),
+            musicbrainz_window: Mutex::new(VecDeque::new()),
             deezer_window: Mutex::new(VecDeque::new()),
         }
     }
@@ -103,13 +103,16 @@ impl State {
         let now = Instant::now();
         match upstream {
             "musicbrainz" => {
-                let mut last = lock(&self.last_musicbrainz);
-                // Half the interval: room for the jitter between a paced client's slot and its
-                // request's arrival, while two unpaced clients (gaps near zero) still break it.
-                let slack = self.config.musicbrainz_interval.mul_f64(0.5);
-                let broke = last.is_some_and(|t| now.duration_since(t) < slack);
-                *last = Some(now);
-                broke
+                // One a second, judged over a window of four intervals: a paced client fits at
+                // most five arrivals in it, however its requests jitter on the way; two clients
+                // that do not share the pace fit about eight.
+                let window = self.config.musicbrainz_interval * 4;
+                let mut q = lock(&self.musicbrainz_window);
+                while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                    q.pop_front();
+                }
+                q.push_back(now);
+                q.len() > 5
             }
             "deezer" => {
                 let (max, window) = self.config.deezer_window;

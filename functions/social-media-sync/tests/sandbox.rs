@@ -573,3 +573,25 @@ async fn slow_answers_and_long_retry_afters_fail_the_platform_not_the_batch() {
         "nothing stored as 0"
     );
 }
+
+#[tokio::test]
+async fn the_sandbox_catches_a_client_that_does_not_pace_musicbrainz() {
+    // What the pacing tests rely on: unpaced requests are counted as violations.
+    let env = setup(true, |_| {}).await;
+    let web = HttpWeb::new(
+        "music-tasks-test/1 ( tests@example.org )",
+        Duration::from_secs(5),
+        env.sandbox.base_urls(),
+    )
+    .unwrap();
+    for _ in 0..8 {
+        let request = backbone::ports::WebRequest::get("musicbrainz", "/ws/2/artist/unknown")
+            .query("fmt", "json");
+        backbone::ports::WebApi::get(&web, &request).await.unwrap();
+    }
+    assert!(
+        env.sandbox.violations()["musicbrainz"] >= 3,
+        "{:?}",
+        env.sandbox.violations()
+    );
+}
