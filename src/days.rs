@@ -122,6 +122,9 @@ pub async fn simulate(
         if let Some(sandbox) = &local.spotify.sandbox {
             sandbox.set_day(day);
         }
+        if let Some(sandbox) = local.social.as_ref().and_then(|s| s.sandbox.as_ref()) {
+            sandbox.set_day(day);
+        }
         for (function, bodies) in functions.iter().zip(&schedules) {
             let mut errors = Vec::new();
             for body in bodies {

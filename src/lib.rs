@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod days;
 pub mod report;
+pub mod social;
 pub mod spotify;
 pub mod streaming;
 
@@ -29,6 +30,9 @@ pub struct Local {
     pub runtime: LocalRuntime,
     /// Spotify.
     pub spotify: LocalSpotify,
+    /// The social platforms (the social sandbox by default); `None` leaves social-media-sync
+    /// out of the registry.
+    pub social: Option<crate::social::LocalSocial>,
 }
 
 /// Every function that exists, wired to the local runtime. Each function's issue adds its line.
@@ -37,7 +41,7 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
     let store = Arc::new(runtime.db.clone());
     let events = Arc::new(runtime.bus());
     let objects = Arc::new(local_objects());
-    vec![
+    let mut functions: Vec<Box<dyn Invoke>> = vec![
         Box::new(runtime.harness(
             ArtistMonitoring {
                 spotify: local.spotify.client.clone(),
@@ -64,10 +68,32 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
             HarnessConfig::for_task("track-analysis"),
         )),
         Box::new(runtime.harness(
-            streaming_metrics::StreamingMetrics::new(store, events, objects),
+            streaming_metrics::StreamingMetrics::new(store.clone(), events, objects),
             HarnessConfig::for_task("streaming-metrics"),
         )),
-    ]
+    ];
+    // First: the day's social figures are stored before artist-monitoring trends them (the
+    // template's schedules run in this order too, 04:00 and 06:00 UTC).
+    if let Some(social) = &local.social {
+        functions.insert(
+            0,
+            Box::new(runtime.harness(
+                social_media_sync::SocialMediaSync {
+                    web: social.web.clone(),
+                    store,
+                    secrets: social.secrets.clone(),
+                    events: Arc::new(runtime.bus()),
+                    // Pacing is in real time even when the runner simulates days: the sandbox
+                    // checks the spacing of the requests it really receives.
+                    clock: Arc::new(backbone::clock::SystemClock),
+                    sleeper: Arc::new(social_media_sync::pacing::TokioSleeper),
+                    settings: social.settings.clone(),
+                },
+                HarnessConfig::for_task("social-media-sync"),
+            )),
+        );
+    }
+    functions
 }
 
 /// The local object source: paths, and https when its client can be built (paths alone

@@ -125,6 +125,12 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// social-media-sync: link an artist to an account by hand, unlink, show the identity
+    /// graph and the series.
+    Social {
+        #[command(subcommand)]
+        command: music_tasks::social::SocialCommand,
+    },
     /// streaming-metrics: ingest a report, read rollups, run the NAB and synthetic benchmarks.
     #[command(name = "streaming-metrics")]
     StreamingMetrics {
@@ -209,7 +215,28 @@ async fn local(db: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Local> {
     let spotify = LocalSpotify::from_env(&ProcessEnv, metrics)
         .await
         .context("setting up Spotify access")?;
-    Ok(Local { runtime, spotify })
+    // The social sandbox's roster: the Spotify sandbox's demo artists, so its personas (every
+    // identity case) line up with the demo watchlist.
+    let roster: Vec<String> = spotify
+        .sandbox
+        .as_ref()
+        .map(|s| {
+            s.catalog()
+                .artists
+                .iter()
+                .take(music_tasks::days::DEMO_ARTISTS)
+                .map(|a| a.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let social = music_tasks::social::LocalSocial::from_env(&ProcessEnv, roster)
+        .await
+        .context("setting up the social platforms")?;
+    Ok(Local {
+        runtime,
+        spotify,
+        social: Some(social),
+    })
 }
 
 fn find<'a>(functions: &'a [Box<dyn Invoke>], name: &str) -> Result<&'a dyn Invoke> {
@@ -320,6 +347,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Auth { .. }
         | Command::Analyze { .. }
         | Command::StreamingMetrics { .. } => Ok(ExitCode::SUCCESS),
+        Command::Social { command } => {
+            let out = music_tasks::social::run(&runtime.db, runtime.clock.now(), command).await?;
+            print_json(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Local {
             events,
             max_wait_seconds,

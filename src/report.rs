@@ -43,6 +43,35 @@ pub struct ArtistLine {
     pub gone: bool,
 }
 
+/// One artist's accounts and figures (social-media-sync), at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocialLine {
+    /// The artist's id.
+    pub artist: String,
+    /// The links: `platform account (status, confidence, sources)`.
+    pub links: Vec<String>,
+    /// The quarantined platforms, with the reason.
+    pub quarantined: Vec<String>,
+    /// The graph's notes (redirects, skipped statements, manual links winning).
+    pub notes: Vec<String>,
+    /// Per `platform.metric`: the first and last value of the period, the days stored and the
+    /// precision.
+    pub series: BTreeMap<String, SeriesLine>,
+}
+
+/// One series over the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesLine {
+    /// Days with a point.
+    pub days: usize,
+    /// The first value.
+    pub first: u64,
+    /// The last value.
+    pub last: u64,
+    /// Its precision.
+    pub precision: backbone::series::Precision,
+}
+
 /// Catalog changes published by data-sync.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CatalogLine {
@@ -71,6 +100,12 @@ pub struct Report {
     pub watchlist: String,
     /// One line per watched artist.
     pub artists: Vec<ArtistLine>,
+    /// The identity graph and the series of each watched artist (social-media-sync).
+    pub social: Vec<SocialLine>,
+    /// Requests the social sandbox received per upstream, and those breaking a published limit.
+    pub social_calls: BTreeMap<String, u64>,
+    /// Requests that broke a platform's published rate limit (the sandbox checks them).
+    pub social_violations: BTreeMap<String, u64>,
     /// Alerts fired over the period, oldest first.
     pub alerts: Vec<Alert>,
     /// Catalog changes.
@@ -100,6 +135,10 @@ pub async fn build(
         let history =
             snapshots::history(store, artist, from - chrono::Duration::days(35), to).await?;
         artists.push(artist_line(artist.to_string(), &history, from, to));
+    }
+    let mut social = Vec::new();
+    for artist in &watched.artists {
+        social.push(social_line(store, artist, from, to).await?);
     }
     let mut alerts = Vec::new();
     let mut day = from;
@@ -141,11 +180,83 @@ pub async fn build(
             .to_owned(),
         watchlist: list.to_string(),
         artists,
+        social,
+        social_calls: social_sandbox(local).map(|s| s.calls()).unwrap_or_default(),
+        social_violations: social_sandbox(local)
+            .map(|s| s.violations())
+            .unwrap_or_default(),
         alerts,
         catalog,
         dead_letters,
         spotify_calls,
         audit,
+    })
+}
+
+fn social_sandbox(local: &Local) -> Option<&social_sandbox::SocialSandbox> {
+    local.social.as_ref().and_then(|s| s.sandbox.as_ref())
+}
+
+async fn social_line(
+    store: &backbone::local::LocalDb,
+    artist: &backbone::validate::ArtistId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<SocialLine, RunError> {
+    let graph = social_media_sync::records::graph(store, artist)
+        .await?
+        .unwrap_or_default();
+    let links = graph
+        .links
+        .iter()
+        .map(|l| {
+            let sources: Vec<String> = l
+                .provenance
+                .iter()
+                .map(|p| format!("{:?}", p.source).to_lowercase())
+                .collect();
+            let stable = l
+                .stable_id
+                .as_ref()
+                .map(|id| format!(" = {id}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{stable} ({:?}, {:.2}, {})",
+                l.platform,
+                l.account,
+                l.status,
+                l.confidence,
+                sources.join("+")
+            )
+        })
+        .collect();
+    let quarantined = graph
+        .quarantined
+        .iter()
+        .map(|q| format!("{}: {}", q.platform, q.reason))
+        .collect();
+    let series = backbone::series::load(store, artist, from, to)
+        .await?
+        .into_iter()
+        .filter_map(|((p, m), points)| {
+            let (first, last) = (points.first()?, points.last()?);
+            Some((
+                format!("{p}.{m}"),
+                SeriesLine {
+                    days: points.len(),
+                    first: first.value,
+                    last: last.value,
+                    precision: last.precision,
+                },
+            ))
+        })
+        .collect();
+    Ok(SocialLine {
+        artist: artist.to_string(),
+        links,
+        quarantined,
+        notes: graph.notes,
+        series,
     })
 }
 
@@ -230,6 +341,49 @@ impl fmt::Display for Report {
             for reason in reasons.keys() {
                 writeln!(f, "  {reason}")?;
             }
+        }
+        writeln!(f)?;
+        writeln!(f, "identity graph and series (social-media-sync):")?;
+        for a in &self.social {
+            writeln!(f, "  {}", a.artist)?;
+            if a.links.is_empty() && a.quarantined.is_empty() {
+                writeln!(f, "    no links anywhere")?;
+            }
+            for link in &a.links {
+                writeln!(f, "    link        {link}")?;
+            }
+            for q in &a.quarantined {
+                writeln!(f, "    quarantined {q}")?;
+            }
+            for note in &a.notes {
+                writeln!(f, "    note        {note}")?;
+            }
+            for (name, s) in &a.series {
+                let precision = match s.precision {
+                    backbone::series::Precision::Exact => String::new(),
+                    backbone::series::Precision::SignificantFigures { figures } => {
+                        format!(" ({figures} significant figures)")
+                    }
+                };
+                writeln!(
+                    f,
+                    "    series      {name:<22} {:>3} days {:>10} -> {:>10}{precision}",
+                    s.days, s.first, s.last
+                )?;
+            }
+        }
+        let calls: Vec<String> = self
+            .social_calls
+            .iter()
+            .map(|(u, n)| format!("{u} {n}"))
+            .collect();
+        writeln!(f, "social platform requests: {}", calls.join(", "))?;
+        if !self.social_violations.is_empty() {
+            writeln!(
+                f,
+                "social rate-limit violations: {:?}",
+                self.social_violations
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "alerts ({}):", self.alerts.len())?;

@@ -270,6 +270,7 @@ struct Deployed {
     emulator: Emulator,
     events: PathBuf,
     _sandbox: spotify_sandbox::SandboxHandle,
+    _social: Option<social_sandbox::SocialSandbox>,
 }
 
 impl Deployed {
@@ -310,7 +311,31 @@ impl Deployed {
             .await
             .unwrap();
 
-        let env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
+        let mut env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
+        // social-media-sync: the social sandbox (the same twelve artists), its credentials in
+        // a secret of the stack, and every upstream pointed at it.
+        let social = if function == "social-media-sync" {
+            let fixtures = social_sandbox::find_fixtures(&root()).expect("shared/social/fixtures");
+            let roster = artists.iter().map(|a| a.to_string()).collect();
+            let social = social_sandbox::SocialSandbox::spawn(
+                social_sandbox::SocialSandboxConfig::new(roster, fixtures),
+            )
+            .await
+            .unwrap();
+            let secret_id = format!("{prefix}-social");
+            secrets
+                .put(&secret_id, &SecretString::from(social.credentials_json()))
+                .await
+                .unwrap();
+            env.push(("SOCIAL_SECRET_ID".into(), secret_id));
+            env.push(("SOCIAL_CONTACT".into(), "tests@example.org".into()));
+            for (upstream, var, _) in social_media_sync::UPSTREAMS {
+                env.push((var.to_owned(), social.base_urls()[upstream].clone()));
+            }
+            Some(social)
+        } else {
+            None
+        };
         let emulator = Emulator::start(function, &env).await;
         Some(Self {
             function,
@@ -321,6 +346,7 @@ impl Deployed {
             emulator,
             events: root().join("events").join(function),
             _sandbox: sandbox,
+            _social: social,
         })
     }
 
@@ -463,6 +489,7 @@ fn aws_sdk_secretsmanager_client(sdk: &aws_config::SdkConfig) -> aws_sdk_secrets
 async fn every_function_runs_under_the_lambda_emulator() {
     run_scheduled_function("artist-monitoring", "2-sqs-snapshot.json").await;
     run_scheduled_function("data-sync", "2-sqs-artists.json").await;
+    run_scheduled_function("social-media-sync", "2-sqs-sync.json").await;
     run_upload_function(
         "track-analysis",
         "aws/sqs-s3-upload.json",

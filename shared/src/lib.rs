@@ -8,6 +8,8 @@
 //! - [`idempotency`] and [`audit`]: the semantics, written once above the storage ports;
 //! - [`secrets_cache`]: the TTL cache over any secret store, and the typed Spotify credentials;
 //! - `aws` (feature `aws`): the production adapters on the AWS SDK;
+//! - [`series`]: the audience series (artist, platform, metric, day) every platform's figures go to;
+//! - `web` (feature `http`): the HTTP adapter of the [`ports::WebApi`] port;
 //! - [`telemetry`]: JSON logs, EMF metrics, X-Ray trace ids;
 //! - [`spotify`]: the Spotify port, its domain types and (feature `spotify`) its rspotify adapter;
 //! - [`harness`]: the SQS / EventBridge entry point every function's `main.rs` hands its task to.
@@ -29,9 +31,12 @@ pub mod local;
 pub mod objects;
 pub mod ports;
 pub mod secrets_cache;
+pub mod series;
 pub mod spotify;
 pub mod telemetry;
 pub mod validate;
 pub mod watchlist;
+#[cfg(feature = "http")]
+pub mod web;
 
 pub use secrecy::{ExposeSecret, SecretString};

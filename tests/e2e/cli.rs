@@ -96,3 +96,44 @@ fn audit_verify_reports_tampering_with_a_failing_exit_code() {
     let reports: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
     assert_eq!(reports[0]["problems"][0]["problem"], "altered");
 }
+
+#[test]
+fn social_link_checks_the_account_and_show_returns_the_manual_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tasks.sqlite3");
+    let artist = "4Z8W4fKeB5YxbusRsdQVPb";
+    let bad = tasks(&db, &["social", "link", artist, "youtube", "UCshort"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("is not a YouTube channel id"), "{stderr}");
+    let unknown = tasks(&db, &["social", "link", artist, "myspace", "x"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown platform \"myspace\""));
+
+    let ok = tasks(
+        &db,
+        &[
+            "social",
+            "link",
+            artist,
+            "youtube",
+            "@SomeArtist",
+            "--by",
+            "label-ops",
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let shown = tasks(&db, &["social", "show", artist]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["manual"][0]["account"], "@someartist");
+    assert_eq!(shown["manual"][0]["by"], "label-ops");
+    assert!(shown["graph"].is_null(), "resolved at the next sync");
+}

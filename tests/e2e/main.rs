@@ -8,4 +8,5 @@ mod helpers;
 mod monitoring;
 mod properties;
 mod reliability;
+mod social;
 mod sqs;

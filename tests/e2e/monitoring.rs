@@ -50,7 +50,11 @@ impl Run {
         let spotify = LocalSpotify::sandbox_with(config, metrics)
             .await
             .expect("sandbox starts");
-        let local = Local { runtime, spotify };
+        let local = Local {
+            runtime,
+            spotify,
+            social: None,
+        };
         let functions = music_tasks::functions(&local);
         assert!(days::seed_demo_watchlist(&local).await.unwrap());
         Self {
@@ -439,7 +443,11 @@ async fn data_sync_checkpoints_near_the_deadline_and_resumes_without_skipping_or
     let spotify = LocalSpotify::sandbox_with(sandbox_config(Tier::Development), metrics)
         .await
         .unwrap();
-    let local = Local { runtime, spotify };
+    let local = Local {
+        runtime,
+        spotify,
+        social: None,
+    };
     days::seed_demo_watchlist(&local).await.unwrap();
     let functions = music_tasks::functions(&local);
     let sync = functions.iter().find(|f| f.name() == "data-sync").unwrap();

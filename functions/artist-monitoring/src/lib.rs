@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod snapshots;
+pub mod social;
 pub mod source;
 pub mod trend;
 
@@ -115,6 +116,9 @@ pub struct ArtistReport {
     pub unavailable: Vec<Unavailable>,
     /// The artist answered 404.
     pub gone: bool,
+    /// Trends of the other platforms' series (social-media-sync), platform and metric named.
+    #[serde(default)]
+    pub social_trends: Vec<social::SocialTrend>,
 }
 
 /// Why a step failed.
@@ -380,8 +384,19 @@ impl<C: SpotifyConnect> ArtistMonitoring<C> {
             gone,
             was_gone: previous.as_ref().is_some_and(|p| p.gone),
         };
+        // The other platforms' series, stored by social-media-sync beside the snapshots.
+        let social_series = backbone::series::load(store, artist, since, date).await?;
+        let social_trends = social::trends(&social_series, date);
+        let mut candidates = alerts::evaluate(rules, &observation);
+        candidates.extend(social::alerts(
+            rules,
+            artist,
+            snapshot.name.as_deref(),
+            date,
+            &social_series,
+        ));
         let mut published = Vec::new();
-        for alert in alerts::evaluate(rules, &observation) {
+        for alert in candidates {
             let Some(condition) = snapshots::due(store, &alert, rules.cooldown_days).await? else {
                 continue;
             };
@@ -419,6 +434,7 @@ impl<C: SpotifyConnect> ArtistMonitoring<C> {
             alerts: published,
             unavailable,
             gone,
+            social_trends,
         })
     }
 }

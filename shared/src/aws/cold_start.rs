@@ -57,6 +57,7 @@ impl ColdStart {
 
     /// The Spotify client, configured from `SPOTIFY_*` and reading its credentials from the
     /// JSON secret `SPOTIFY_SECRET_ID` (cached), where it also stores rotated refresh tokens.
+    /// Without `SPOTIFY_SECRET_ID` the cold start stops with an error naming it.
     #[cfg(feature = "spotify")]
     pub fn spotify(&self) -> Result<crate::spotify::SpotifyClient, ConfigError> {
         let config = crate::spotify::SpotifyConfig::from_env(&ProcessEnv)?;

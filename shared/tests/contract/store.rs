@@ -39,6 +39,7 @@ store_contract!(
     counters_are_atomic_and_survive_puts,
     expired_items_count_as_absent,
     queries_page_in_sort_key_order,
+    series_points_round_trip_by_platform_and_day,
 );
 
 fn conflict<T: std::fmt::Debug>(result: Result<T, PortError>) -> bool {
@@ -377,4 +378,62 @@ async fn queries_page_in_sort_key_order(store: &dyn Store) {
         .unwrap();
     assert_eq!(all.len(), 27);
     assert!(all.windows(2).all(|w| w[0].key.sk < w[1].key.sk));
+}
+
+/// The audience series (`backbone::series`) on each backend: points grouped by platform and
+/// metric, ordered by day, precision kept, a rerun of a day replacing its point, the range
+/// respected.
+async fn series_points_round_trip_by_platform_and_day(store: &dyn Store) {
+    use backbone::series::{self, Precision, SeriesPoint};
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let artist: backbone::validate::ArtistId = id[..22].parse().unwrap();
+    let day = |n: i64| chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + Duration::days(n);
+    let point = |platform: &str, metric: &str, n: i64, value: u64, precision| SeriesPoint {
+        artist: artist.clone(),
+        platform: platform.into(),
+        metric: metric.into(),
+        value,
+        as_of: day(n),
+        source: format!("{platform} contract"),
+        precision,
+        fetched_at: Utc::now(),
+    };
+    let three = Precision::SignificantFigures { figures: 3 };
+    for n in (0..5).rev() {
+        series::save(
+            store,
+            &point(
+                "youtube",
+                "subscribers",
+                n,
+                1_230_000 + n as u64 * 10_000,
+                three,
+            ),
+        )
+        .await
+        .unwrap();
+        series::save(
+            store,
+            &point("deezer", "fans", n, 5_000 + n as u64, Precision::Exact),
+        )
+        .await
+        .unwrap();
+    }
+    // A rerun of day 2 replaces its point.
+    series::save(store, &point("deezer", "fans", 2, 7_777, Precision::Exact))
+        .await
+        .unwrap();
+    let all = series::load(store, &artist, day(1), day(3)).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let yt = &all[&("youtube".to_owned(), "subscribers".to_owned())];
+    assert_eq!(
+        yt.iter().map(|p| p.as_of).collect::<Vec<_>>(),
+        vec![day(1), day(2), day(3)]
+    );
+    assert_eq!(yt[0].precision, three);
+    let fans: Vec<u64> = all[&("deezer".to_owned(), "fans".to_owned())]
+        .iter()
+        .map(|p| p.value)
+        .collect();
+    assert_eq!(fans, vec![5_001, 7_777, 5_003]);
 }
