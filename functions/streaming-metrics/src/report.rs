@@ -120,16 +120,28 @@ pub struct Row {
 }
 
 /// Caps the bytes between two newlines, so a file without line breaks cannot make the CSV
-/// reader buffer gigabytes.
+/// reader buffer gigabytes, and hands the reader LF line ends only (CRLF and the lone CR of
+/// old spreadsheet exports become LF), so line numbers count every line ending alike.
 struct LineCap<R> {
     inner: R,
     since_newline: usize,
+    /// The last byte read was a CR, already turned into LF: an LF next is its pair.
+    after_cr: bool,
 }
 
 impl<R: Read> Read for LineCap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
+        // Compacts in place: CRLF becomes LF, a lone CR becomes LF.
+        let mut out = 0;
+        for i in 0..n {
+            let b = buf[i];
+            if b == b'\n' && self.after_cr {
+                self.after_cr = false;
+                continue;
+            }
+            self.after_cr = b == b'\r';
+            let b = if b == b'\r' { b'\n' } else { b };
             if b == b'\n' {
                 self.since_newline = 0;
             } else {
@@ -141,8 +153,14 @@ impl<R: Read> Read for LineCap<R> {
                     ));
                 }
             }
+            buf[out] = b;
+            out += 1;
         }
-        Ok(n)
+        if out == 0 && n > 0 {
+            // The whole read was the LF of a CRLF split across reads: read on, 0 means the end.
+            return self.read(buf);
+        }
+        Ok(out)
     }
 }
 
@@ -292,6 +310,7 @@ impl ReportReader {
         let capped = LineCap {
             inner: BufReader::new(file),
             since_newline: 0,
+            after_cr: false,
         };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
@@ -772,6 +791,58 @@ mod tests {
             parse_month("10/2026"),
             Ok(NaiveDate::from_ymd_opt(2026, 10, 1).expect("date"))
         );
+    }
+
+    /// The same report with LF, CRLF and lone-CR line ends gives the same rows and the same
+    /// line numbers, also when a CRLF is split between two reads.
+    #[test]
+    fn every_line_ending_numbers_lines_alike() {
+        let lines = [
+            "subject,territory,date,metric,value,source",
+            "USRC17607839,SE,2026-11-01,streams,12,api",
+            "USRC17607839,QQ,2026-11-01,streams,5,api",
+            "\"USRC17607839\",NO,2026-11-01,streams,7,api",
+        ];
+        let mut seen = Vec::new();
+        for end in ["\n", "\r\n", "\r"] {
+            let f = write(lines.join(end).as_bytes());
+            let mut r =
+                ReportReader::open(f.path(), FileContext::default(), today()).expect("opens");
+            let (ok, bad) = read_all(&mut r);
+            let ok: Vec<(u64, i64)> = ok
+                .iter()
+                .map(|r| (r.line, r.observations[0].value))
+                .collect();
+            let bad: Vec<u64> = bad.iter().map(|e| e.line).collect();
+            assert_eq!(
+                (ok.clone(), bad.clone()),
+                (vec![(2, 12), (4, 7)], vec![3]),
+                "{end:?}"
+            );
+            seen.push((ok, bad));
+        }
+
+        // One byte per read: every CRLF is split between two reads.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let text = "a\r\nb\rc\r\n\r\nd\r";
+        let mut capped = LineCap {
+            inner: Trickle(text.as_bytes()),
+            since_newline: 0,
+            after_cr: false,
+        };
+        let mut out = String::new();
+        capped.read_to_string(&mut out).expect("reads");
+        assert_eq!(out, "a\nb\nc\n\nd\n");
     }
 
     #[test]
