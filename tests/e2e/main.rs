@@ -5,6 +5,7 @@ mod cli;
 mod harness;
 mod helpers;
 mod monitoring;
+mod playlist;
 mod properties;
 mod reliability;
 mod sqs;
