@@ -77,7 +77,7 @@ impl Plan {
         };
         let staying_set: HashSet<&String> = staying.iter().copied().collect();
         let mut add_calls = 0;
-        let mut run = 0;
+        let mut run: usize = 0;
         for t in target {
             if staying_set.contains(t) {
                 if run > 0 {

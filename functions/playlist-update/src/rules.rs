@@ -885,7 +885,7 @@ constraints:
     fn an_unknown_key_names_its_line_and_field() {
         let text = GOOD.replace("  max_per_artist: 2", "  max_per_artsit: 2");
         let err = RuleFile::parse(&text).unwrap_err();
-        assert_eq!(err.line, Some(14), "{err}");
+        assert_eq!(err.line, Some(13), "{err}");
         assert!(err.field.contains("constraints"), "{err}");
         assert!(err.reason.contains("max_per_artsit"), "{err}");
     }
@@ -894,7 +894,7 @@ constraints:
     fn a_type_error_names_its_line_and_field() {
         let text = GOOD.replace("tracks: 30", "tracks: thirty");
         let err = RuleFile::parse(&text).unwrap_err();
-        assert_eq!(err.line, Some(13), "{err}");
+        assert_eq!(err.line, Some(12), "{err}");
         assert_eq!(err.field, "constraints.length.tracks", "{err}");
     }
 
@@ -911,7 +911,7 @@ constraints:
         let text = GOOD.replace("max_per_artist: 2", "max_per_artist: 12");
         let err = RuleFile::parse(&text).unwrap_err();
         assert_eq!(err.field, "constraints.max_per_artist");
-        assert_eq!(err.line, Some(14), "{err}");
+        assert_eq!(err.line, Some(13), "{err}");
         assert!(err.reason.contains("min_artist_gap"), "{err}");
     }
 

@@ -933,10 +933,13 @@ fn construct(
                 consider(i, 0.0);
             }
         } else {
+            let mut any = false;
             for _ in 0..sample {
-                consider(rng.below(n.max(1)), 0.0);
+                let i = rng.below(n.max(1));
+                any |= ok(i, &artist_count, &artist_last);
+                consider(i, 0.0);
             }
-            if best.is_none() {
+            if !any {
                 for i in 0..n {
                     consider(i, 0.0);
                 }
