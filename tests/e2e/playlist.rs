@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use backbone::clock::ManualClock;
+use backbone::clock::{Clock, ManualClock};
 use backbone::config::HarnessConfig;
 use backbone::harness::metrics_for;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
