@@ -77,12 +77,11 @@ pub async fn seed_demo_rules(local: &Local) -> Result<bool, RunError> {
     if local.spotify.sandbox.is_none() {
         return Ok(false);
     }
-    let rules = playlist_update::rules::RuleFile::parse(DEMO_RULES).map_err(|err| {
-        RunError::Read {
+    let rules =
+        playlist_update::rules::RuleFile::parse(DEMO_RULES).map_err(|err| RunError::Read {
             path: "events/playlist-update/rules/demo.yaml".into(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, err.to_string()),
-        }
-    })?;
+        })?;
     let store = &local.runtime.db;
     match playlist_update::state::load_rules(store, &rules.playlist).await {
         Err(playlist_update::state::RulesLoadError::Missing(_)) => {}

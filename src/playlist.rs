@@ -66,7 +66,8 @@ pub enum RulesCommand {
 }
 
 fn read_rules(file: &PathBuf) -> Result<(String, RuleFile)> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match RuleFile::parse(&text) {
         Ok(rules) => Ok((text, rules)),
         Err(err) => bail!("{}: {err}", file.display()),
@@ -219,7 +220,10 @@ pub fn render(record: &Value) -> String {
             pos(&e["from"]),
         ));
         for reason in e["reasons"].as_array().into_iter().flatten() {
-            text.push_str(&format!("             {}\n", reason.as_str().unwrap_or_default()));
+            text.push_str(&format!(
+                "             {}\n",
+                reason.as_str().unwrap_or_default()
+            ));
         }
     }
     text

@@ -109,12 +109,16 @@ impl Run {
 
     fn day(&self, day: u32) {
         let date = self.sandbox().catalog().date(day);
-        self.clock.set(days::schedule_time(date) + chrono::Duration::hours(1));
+        self.clock
+            .set(days::schedule_time(date) + chrono::Duration::hours(1));
         self.sandbox().set_day(day);
     }
 
     fn writes(&self) -> u64 {
-        WRITE_ROUTES.iter().map(|r| self.sandbox().calls_to(r)).sum()
+        WRITE_ROUTES
+            .iter()
+            .map(|r| self.sandbox().calls_to(r))
+            .sum()
     }
 
     async fn store_rules(&self, text: &str) {
@@ -138,7 +142,11 @@ impl Run {
     }
 
     async fn live(&self) -> Vec<String> {
-        let api = self.local.spotify.client.open(std::time::Duration::from_secs(30));
+        let api = self
+            .local
+            .spotify
+            .client
+            .open(std::time::Duration::from_secs(30));
         let id = PlaylistId::parse("p", MANAGED).unwrap();
         playlist_update::sources::playlist_items(&api, &id, 10_000)
             .await
@@ -194,17 +202,27 @@ async fn the_playlist_evolves_with_releases_an_unchanged_day_writes_nothing_and_
     assert!(out["plannedWrites"].as_u64().unwrap() > 0);
     assert_eq!(run.writes(), 0);
     assert_eq!(run.live().await, before);
-    let record = state::latest_run(&run.local.runtime.db, &PlaylistId::parse("p", MANAGED).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = state::latest_run(
+        &run.local.runtime.db,
+        &PlaylistId::parse("p", MANAGED).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let explanations = record["explanations"].as_array().unwrap();
     // Every target track and every dropped live track is explained.
     let distinct_before: HashSet<&String> = before.iter().collect();
-    let dropped = explanations.iter().filter(|e| e["action"] == "dropped").count();
+    let dropped = explanations
+        .iter()
+        .filter(|e| e["action"] == "dropped")
+        .count();
     assert_eq!(explanations.len() - dropped, 15);
     assert!(dropped >= distinct_before.len().saturating_sub(15));
-    assert!(explanations.iter().all(|e| !e["reasons"].as_array().unwrap().is_empty()));
+    assert!(
+        explanations
+            .iter()
+            .all(|e| !e["reasons"].as_array().unwrap().is_empty())
+    );
 
     // Day 0, applied: the playlist becomes the target, within the bound of write calls.
     let applied = run.update(MANAGED, true, 0, false).await;
@@ -213,7 +231,10 @@ async fn the_playlist_evolves_with_releases_an_unchanged_day_writes_nothing_and_
     let day0 = run.live().await;
     assert_eq!(day0.len(), 15);
     assert_eq!(run.writes(), out["writes"].as_u64().unwrap());
-    assert!(out["writes"].as_u64().unwrap() <= out["lowerBound"].as_u64().unwrap() + 2, "{out}");
+    assert!(
+        out["writes"].as_u64().unwrap() <= out["lowerBound"].as_u64().unwrap() + 2,
+        "{out}"
+    );
 
     // Day 1: nothing changed, so not one write call.
     run.day(1);
@@ -248,34 +269,56 @@ async fn the_playlist_evolves_with_releases_an_unchanged_day_writes_nothing_and_
 
     // Day 5: a person adds a track by hand; the run stops and writes nothing.
     run.day(5);
-    let api = run.local.spotify.client.open(std::time::Duration::from_secs(30));
+    let api = run
+        .local
+        .spotify
+        .client
+        .open(std::time::Duration::from_secs(30));
     let managed = PlaylistId::parse("p", MANAGED).unwrap();
     let extra = TrackId::parse("t", &run.sandbox().catalog().tracks[900].id).unwrap();
-    api.add_items(&managed, &[extra.clone()], Some(0)).await.unwrap();
+    api.add_items(&managed, &[extra.clone()], Some(0))
+        .await
+        .unwrap();
     let writes = run.writes();
     let stopped = run.update(MANAGED, true, 5, false).await;
     let out = output(&stopped);
     assert_eq!(out["status"], "stopped_human_edit", "{out}");
-    assert!(out["message"].as_str().unwrap().contains("edited since the last run"));
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("edited since the last run")
+    );
     assert_eq!(run.writes(), writes, "a human edit was overwritten");
     assert_eq!(run.live().await[0], extra.as_str());
 
     // Re-based, the run goes on; with keep_as_pinned the person's track would stay.
     run.store_rules(&RULES.replace("seed: 5", "seed: 5\non_human_edit: keep_as_pinned"))
         .await;
-    api.add_items(&managed, &[TrackId::parse("t", &run.sandbox().catalog().tracks[901].id).unwrap()], Some(3))
-        .await
-        .unwrap();
+    api.add_items(
+        &managed,
+        &[TrackId::parse("t", &run.sandbox().catalog().tracks[901].id).unwrap()],
+        Some(3),
+    )
+    .await
+    .unwrap();
     let kept_edit = run.update(MANAGED, true, 5, false).await;
     assert_eq!(output(&kept_edit)["status"], "applied", "{kept_edit}");
     let day5 = run.live().await;
     assert_eq!(day5.len(), 15);
-    assert_eq!(day5[3], run.sandbox().catalog().tracks[901].id, "the person's addition moved");
+    assert_eq!(
+        day5[3],
+        run.sandbox().catalog().tracks[901].id,
+        "the person's addition moved"
+    );
 
     // Day 6: another release; the day after, nothing changes: zero writes again.
     run.day(6);
     let evolved = run.update(MANAGED, true, 6, false).await;
-    assert!(matches!(output(&evolved)["status"].as_str(), Some("applied" | "unchanged")));
+    assert!(matches!(
+        output(&evolved)["status"].as_str(),
+        Some("applied" | "unchanged")
+    ));
     run.day(7);
     let writes = run.writes();
     let same = run.update(MANAGED, true, 7, false).await;
@@ -289,7 +332,11 @@ async fn the_playlist_evolves_with_releases_an_unchanged_day_writes_nothing_and_
         .map(|e| &e.event)
         .filter(|e| e.detail_type == "PlaylistUpdated")
         .collect();
-    assert!(updated.len() >= 3, "{} PlaylistUpdated events", updated.len());
+    assert!(
+        updated.len() >= 3,
+        "{} PlaylistUpdated events",
+        updated.len()
+    );
     let schema: Value =
         serde_json::from_str(include_str!("../../schemas/playlist-updated.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
@@ -310,22 +357,44 @@ async fn bad_playlists_and_unmet_rules_are_refused_by_name_without_a_write() {
     run.store_rules(&RULES.replace(MANAGED, NOT_OWNED)).await;
     let refused = run.update(NOT_OWNED, true, 0, false).await;
     assert_eq!(refused["status"], "failed", "{refused}");
-    assert!(refused["reason"].as_str().unwrap().contains("403"), "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("403"),
+        "{refused}"
+    );
     // A deleted (unknown) playlist: 404.
     let gone = "0000000000000000000042";
     run.store_rules(&RULES.replace(MANAGED, gone)).await;
     let missing = run.update(gone, true, 0, false).await;
     assert_eq!(missing["status"], "failed", "{missing}");
-    assert!(missing["reason"].as_str().unwrap().contains("404"), "{missing}");
+    assert!(
+        missing["reason"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
     // Rules that cannot be met: which constraint, and why.
-    run.store_rules(&RULES.replace("max_per_artist: 3", "max_per_artist: 1").replace("tracks: 15", "tracks: 40"))
-        .await;
+    run.store_rules(
+        &RULES
+            .replace("max_per_artist: 3", "max_per_artist: 1")
+            .replace("tracks: 15", "tracks: 40"),
+    )
+    .await;
     let unmet = run.update(MANAGED, true, 0, false).await;
     assert_eq!(unmet["status"], "rejected", "{unmet}");
-    assert!(unmet["reason"].as_str().unwrap().contains("constraints.max_per_artist"), "{unmet}");
+    assert!(
+        unmet["reason"]
+            .as_str()
+            .unwrap()
+            .contains("constraints.max_per_artist"),
+        "{unmet}"
+    );
     // No rules at all.
     let none = run.update("x0NWYb8HgY37rgSq7PwLpm", true, 0, false).await;
     assert_eq!(none["status"], "rejected", "{none}");
-    assert!(none["reason"].as_str().unwrap().contains("no rules are stored"), "{none}");
+    assert!(
+        none["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no rules are stored"),
+        "{none}"
+    );
     assert_eq!(run.writes(), 0);
 }

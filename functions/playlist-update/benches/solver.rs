@@ -70,8 +70,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 1 } else { 5 };
-    println!("solver: {} iterations, pool of 50,000 tracks, max 2 per artist, gap 3", solver::DEFAULT_ITERATIONS);
-    println!("slots  median solve s  annealed transitions  greedy transitions  greedy s  improvement");
+    println!(
+        "solver: {} iterations, pool of 50,000 tracks, max 2 per artist, gap 3",
+        solver::DEFAULT_ITERATIONS
+    );
+    println!(
+        "slots  median solve s  annealed transitions  greedy transitions  greedy s  improvement"
+    );
     for slots in [100usize, 500] {
         let mut times = Vec::new();
         let mut greedy_times = Vec::new();

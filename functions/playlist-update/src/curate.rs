@@ -86,7 +86,9 @@ pub fn rejection(rules: &RuleFile, cx: &FilterContext, c: &Candidate) -> Option<
     }
     match f.explicit {
         ExplicitPolicy::Exclude if c.explicit => return Some("filters.explicit: explicit".into()),
-        ExplicitPolicy::Only if !c.explicit => return Some("filters.explicit: not explicit".into()),
+        ExplicitPolicy::Only if !c.explicit => {
+            return Some("filters.explicit: not explicit".into());
+        }
         _ => {}
     }
     let secs = c.duration_ms / 1000;
@@ -195,7 +197,10 @@ pub fn problem<'a>(
     let length = match (c.length.tracks, c.length.minutes) {
         (Some(n), _) => LengthRule::Tracks { count: n as usize },
         (None, Some(m)) => {
-            let tol = c.length.tolerance_minutes.unwrap_or(5.min(m.saturating_sub(1)));
+            let tol = c
+                .length
+                .tolerance_minutes
+                .unwrap_or(5.min(m.saturating_sub(1)));
             LengthRule::Minutes {
                 min_ms: u64::from(m - tol) * 60_000,
                 max_ms: u64::from(m) * 60_000,
@@ -365,9 +370,10 @@ pub fn explain(
                 ));
             } else if let (Some(max), Some(a)) = (
                 rules.constraints.max_per_artist,
-                c.artists
-                    .iter()
-                    .find(|a| per_artist.get(a.as_str()).copied().unwrap_or(0) >= rules.constraints.max_per_artist.unwrap_or(u32::MAX) as usize),
+                c.artists.iter().find(|a| {
+                    per_artist.get(a.as_str()).copied().unwrap_or(0)
+                        >= rules.constraints.max_per_artist.unwrap_or(u32::MAX) as usize
+                }),
             ) {
                 reasons.push(format!(
                     "constraints.max_per_artist: artist {a} already has {max} track(s)"

@@ -186,7 +186,11 @@ pub fn plan(live: &[String], target: &[String]) -> Plan {
             j += 1;
             continue;
         }
-        let Some(from) = work[j..].iter().position(|t| *t == wanted[j]).map(|p| p + j) else {
+        let Some(from) = work[j..]
+            .iter()
+            .position(|t| *t == wanted[j])
+            .map(|p| p + j)
+        else {
             break;
         };
         let mut len = 1;

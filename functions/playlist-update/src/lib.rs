@@ -282,7 +282,9 @@ impl Classify for UpdateError {
             // Nothing written yet: the call's own class (a retry starts afresh). Part-way: no
             // retry, so the harness audits the failure with the writes made (the state journal
             // keeps the snapshot we produced, so the next run continues from it).
-            UpdateError::Write { done: 0, source, .. } => source.class(),
+            UpdateError::Write {
+                done: 0, source, ..
+            } => source.class(),
             UpdateError::Write { .. } => ErrorClass::Permanent,
             UpdateError::Spotify { source, .. } => source.class(),
             UpdateError::Port(err) => err.class(),
@@ -450,8 +452,13 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
                 count: unmanageable,
             });
         }
-        let live_tracks: Vec<(Option<chrono::DateTime<chrono::Utc>>, backbone::spotify::model::Track)> =
-            items.into_iter().filter_map(|(at, t)| t.map(|t| (at, t))).collect();
+        let live_tracks: Vec<(
+            Option<chrono::DateTime<chrono::Utc>>,
+            backbone::spotify::model::Track,
+        )> = items
+            .into_iter()
+            .filter_map(|(at, t)| t.map(|t| (at, t)))
+            .collect();
         let live: Vec<String> = live_tracks
             .iter()
             .map(|(_, t)| t.id.as_str().to_owned())
@@ -506,7 +513,8 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
                         );
                         let record = json!({"playlist": playlist, "date": today, "apply": apply, "status": Status::StoppedHumanEdit, "message": message, "target": [], "ops": [], "writes": 0, "lowerBound": 0, "iterations": 0, "explanations": [], "skips": [], "candidates": 0, "eligible": 0, "withFeatures": 0, "snapshotBefore": meta.snapshot_id.0});
                         let key = state::save_run(store, playlist, cx.now(), &record).await?;
-                        let mut out = UpdateOutput::new(Status::StoppedHumanEdit, Some(playlist), message);
+                        let mut out =
+                            UpdateOutput::new(Status::StoppedHumanEdit, Some(playlist), message);
                         out.snapshot_id = Some(meta.snapshot_id.0.clone());
                         out.run = Some(key.sk);
                         return Ok(out);
@@ -565,8 +573,7 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
             .filter_map(|(t, _)| TrackId::parse("pinned", t).ok())
             .collect();
         if !missing_pins.is_empty() {
-            let (found, missing) =
-                sources::tracks_by_id(&api, &missing_pins, "pinned").await?;
+            let (found, missing) = sources::tracks_by_id(&api, &missing_pins, "pinned").await?;
             for mut c in found {
                 if let Some((_, t)) = live_tracks.iter().find(|(_, t)| t.id.as_str() == c.id) {
                     c = sources::candidate(t, None, "pinned");
@@ -587,10 +594,20 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
         let with_features = sources::attach_features(store, &mut gathered.candidates).await?;
         let mut in_other = HashSet::new();
         for other in &rules.filters.not_in_playlists {
-            match sources::playlist_tracks(&api, other, "other", sources::MAX_PLAYLIST_ITEMS as usize).await {
+            match sources::playlist_tracks(
+                &api,
+                other,
+                "other",
+                sources::MAX_PLAYLIST_ITEMS as usize,
+            )
+            .await
+            {
                 Ok((tracks, _)) => in_other.extend(tracks.into_iter().map(|c| c.id)),
                 Err(SourceError::Spotify { source, .. })
-                    if matches!(source, SpotifyError::NotFound { .. } | SpotifyError::Forbidden { .. }) =>
+                    if matches!(
+                        source,
+                        SpotifyError::NotFound { .. } | SpotifyError::Forbidden { .. }
+                    ) =>
                 {
                     gathered.skips.push(Skip {
                         source: "filters.not_in_playlists".into(),
@@ -622,7 +639,11 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
                 playlist: playlist.to_string(),
                 source,
             })?;
-            let target: Vec<String> = solution.tracks.iter().map(|&i| pool[i].id.clone()).collect();
+            let target: Vec<String> = solution
+                .tracks
+                .iter()
+                .map(|&i| pool[i].id.clone())
+                .collect();
             (target, Some(solution))
         };
         let plan = diff::plan(&live, &target);
@@ -786,12 +807,13 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
         let after = if done_ops.is_empty() {
             live.clone()
         } else {
-            let items = sources::playlist_items(&api, playlist, sources::MAX_PLAYLIST_ITEMS as usize)
-                .await
-                .map_err(|err| match err {
-                    SourceError::Spotify { source, .. } => spotify_err(source),
-                    other => UpdateError::Source(other),
-                })?;
+            let items =
+                sources::playlist_items(&api, playlist, sources::MAX_PLAYLIST_ITEMS as usize)
+                    .await
+                    .map_err(|err| match err {
+                        SourceError::Spotify { source, .. } => spotify_err(source),
+                        other => UpdateError::Source(other),
+                    })?;
             items
                 .into_iter()
                 .map(|(_, t)| t.map_or_else(String::new, |t| t.id.as_str().to_owned()))

@@ -159,8 +159,14 @@ mod tests {
     #[test]
     fn release_dates_at_every_precision() {
         assert_eq!(release_date("2026"), NaiveDate::from_ymd_opt(2026, 1, 1));
-        assert_eq!(release_date("2026-11"), NaiveDate::from_ymd_opt(2026, 11, 1));
-        assert_eq!(release_date("2026-11-20"), NaiveDate::from_ymd_opt(2026, 11, 20));
+        assert_eq!(
+            release_date("2026-11"),
+            NaiveDate::from_ymd_opt(2026, 11, 1)
+        );
+        assert_eq!(
+            release_date("2026-11-20"),
+            NaiveDate::from_ymd_opt(2026, 11, 20)
+        );
         assert_eq!(release_date("soon"), None);
     }
 }

@@ -544,7 +544,10 @@ impl RuleFile {
         if self.sources.len() > MAX_SOURCES {
             return Err(bad(
                 "sources",
-                format!("at most {MAX_SOURCES} sources, found {}", self.sources.len()),
+                format!(
+                    "at most {MAX_SOURCES} sources, found {}",
+                    self.sources.len()
+                ),
             ));
         }
         for (i, source) in self.sources.iter().enumerate() {
@@ -685,10 +688,7 @@ impl RuleFile {
             ));
         }
         if c.freshness_days == Some(0) {
-            return Err(bad(
-                "constraints.freshness_days",
-                "at least 1 day".into(),
-            ));
+            return Err(bad("constraints.freshness_days", "at least 1 day".into()));
         }
         let mut positions = BTreeSet::new();
         let mut pinned_tracks = BTreeSet::new();
@@ -704,7 +704,10 @@ impl RuleFile {
             {
                 return Err(bad(
                     &format!("constraints.pinned[{i}].position"),
-                    format!("position {} is beyond the length of {n} tracks", pin.position),
+                    format!(
+                        "position {} is beyond the length of {n} tracks",
+                        pin.position
+                    ),
                 ));
             }
             if !positions.insert(pin.position) {
@@ -722,7 +725,10 @@ impl RuleFile {
             if f.exclude_tracks.contains(&pin.track) {
                 return Err(bad(
                     &format!("constraints.pinned[{i}].track"),
-                    format!("track {} is both pinned and in filters.exclude_tracks", pin.track),
+                    format!(
+                        "track {} is both pinned and in filters.exclude_tracks",
+                        pin.track
+                    ),
                 ));
             }
         }
@@ -756,7 +762,10 @@ impl RuleFile {
         for (name, w) in [
             ("objectives.transitions", Some(o.transitions)),
             ("objectives.stability", Some(o.stability)),
-            ("objectives.energy_arc.weight", o.energy_arc.map(|a| a.weight)),
+            (
+                "objectives.energy_arc.weight",
+                o.energy_arc.map(|a| a.weight),
+            ),
             ("objectives.targets.weight", o.targets.map(|t| t.weight)),
             ("objectives.rotation.weight", o.rotation.map(|r| r.weight)),
         ] {
@@ -806,7 +815,9 @@ impl RuleFile {
             if (sum - 1.0).abs() > 0.01 {
                 return Err(bad(
                     "objectives.rotation",
-                    format!("the shares new + power + recurrent + gold must add up to 1, got {sum:.2}"),
+                    format!(
+                        "the shares new + power + recurrent + gold must add up to 1, got {sum:.2}"
+                    ),
                 ));
             }
         }
@@ -917,7 +928,10 @@ constraints:
 
     #[test]
     fn a_source_must_name_one_kind() {
-        let text = GOOD.replace("  - search: techno\n", "  - search: techno\n    catalog: demo\n");
+        let text = GOOD.replace(
+            "  - search: techno\n",
+            "  - search: techno\n    catalog: demo\n",
+        );
         let err = RuleFile::parse(&text).unwrap_err();
         assert_eq!(err.field, "sources[1]", "{err}");
     }

@@ -608,7 +608,11 @@ fn nearest(problem: &Problem<'_>, err: Infeasible) -> Result<Solution, Infeasibl
                 "{}: {}; proposing the nearest feasible playlist, {:.1} minutes",
                 err.field,
                 err.reason,
-                found.tracks.iter().map(|&i| problem.pool[i].duration_ms).sum::<u64>() as f64
+                found
+                    .tracks
+                    .iter()
+                    .map(|&i| problem.pool[i].duration_ms)
+                    .sum::<u64>() as f64
                     / 60_000.0
             ));
             Ok(found)
@@ -685,7 +689,9 @@ fn solve_once(problem: &Problem<'_>) -> Result<Solution, Infeasible> {
         by_key[c.features.camelot.map_or(24, Camelot::index)].push(i);
     }
     let pinned_pos: Vec<bool> = {
-        let len = current.len().max(problem.pins.iter().map(|p| p.0 + 1).max().unwrap_or(0));
+        let len = current
+            .len()
+            .max(problem.pins.iter().map(|p| p.0 + 1).max().unwrap_or(0));
         let mut v = vec![false; len + 1];
         for &(p, _) in &problem.pins {
             v[p] = true;
@@ -700,7 +706,7 @@ fn solve_once(problem: &Problem<'_>) -> Result<Solution, Infeasible> {
     let minutes = matches!(problem.length, LengthRule::Minutes { .. });
     let mut candidate = current.clone();
     while iterations < problem.iterations {
-        if iterations % 256 == 0 && started.elapsed() > problem.time_budget {
+        if iterations.is_multiple_of(256) && started.elapsed() > problem.time_budget {
             stopped_by_time = true;
             break;
         }
@@ -1061,7 +1067,11 @@ mod tests {
         let near = solve(&p).unwrap();
         assert_eq!(near.tracks.len(), 14);
         assert!(near.relaxed.is_some());
-        assert!(violations(&p, &near.tracks).iter().all(|v| v.field() == "constraints.length"));
+        assert!(
+            violations(&p, &near.tracks)
+                .iter()
+                .all(|v| v.field() == "constraints.length")
+        );
     }
 
     #[test]
@@ -1082,8 +1092,15 @@ mod tests {
         let v = violations(&p, &[0, 7, 2, 3]);
         let fields: Vec<&str> = v.iter().map(Violation::field).collect();
         assert!(fields.contains(&"constraints.min_artist_gap"), "{fields:?}");
-        assert!(fields.contains(&"constraints.one_version_per_recording"), "{fields:?}");
-        assert!(violations(&p, &[0, 1, 2]).iter().any(|v| v.field() == "constraints.length"));
+        assert!(
+            fields.contains(&"constraints.one_version_per_recording"),
+            "{fields:?}"
+        );
+        assert!(
+            violations(&p, &[0, 1, 2])
+                .iter()
+                .any(|v| v.field() == "constraints.length")
+        );
     }
 
     #[test]

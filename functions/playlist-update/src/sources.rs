@@ -298,10 +298,7 @@ pub async fn tracks_by_id<A: SpotifyCatalog + ?Sized>(
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for chunk in ids.chunks(50) {
-        let tracks = api
-            .tracks(chunk)
-            .await
-            .map_err(spotify("tracks by id"))?;
+        let tracks = api.tracks(chunk).await.map_err(spotify("tracks by id"))?;
         for (id, track) in chunk.iter().zip(tracks) {
             match track {
                 Some(t) => found.push(candidate(&t, None, label)),
@@ -501,7 +498,10 @@ fn feature_keys(c: &Candidate) -> Vec<ItemKey> {
             "analysis#v1",
         ));
     }
-    keys.push(ItemKey::new(format!("track#spotify:{}", c.id), "analysis#v1"));
+    keys.push(ItemKey::new(
+        format!("track#spotify:{}", c.id),
+        "analysis#v1",
+    ));
     keys
 }
 
@@ -509,7 +509,9 @@ fn feature_keys(c: &Candidate) -> Vec<ItemKey> {
 pub fn features_of(doc: &serde_json::Value) -> TrackFeatures {
     let f = &doc["features"];
     TrackFeatures {
-        bpm: f["tempo"]["bpm"].as_f64().filter(|b| *b > 0.0 && b.is_finite()),
+        bpm: f["tempo"]["bpm"]
+            .as_f64()
+            .filter(|b| *b > 0.0 && b.is_finite()),
         camelot: f["key"]["camelot"].as_str().and_then(Camelot::parse),
         energy: f["derived"]["energy"]
             .as_f64()

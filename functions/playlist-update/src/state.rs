@@ -80,7 +80,12 @@ pub async fn save_rules(
         stored_at: now,
     };
     store
-        .put(&rules_key(&rules.playlist), &encode(&doc)?, PutCondition::Always, None)
+        .put(
+            &rules_key(&rules.playlist),
+            &encode(&doc)?,
+            PutCondition::Always,
+            None,
+        )
         .await?;
     store
         .put(

@@ -100,7 +100,9 @@ fn instance() -> impl Strategy<Value = Instance> {
                         pin_list.push((pos, t));
                     }
                 }
-                let live = (0..rng.below(len + 1)).map(|_| rng.below(n)).collect::<HashSet<_>>();
+                let live = (0..rng.below(len + 1))
+                    .map(|_| rng.below(n))
+                    .collect::<HashSet<_>>();
                 Instance {
                     pool,
                     length,
