@@ -276,7 +276,7 @@ async fn the_playlist_evolves_with_releases_an_unchanged_day_writes_nothing_and_
         .open(std::time::Duration::from_secs(30));
     let managed = PlaylistId::parse("p", MANAGED).unwrap();
     let extra = TrackId::parse("t", &run.sandbox().catalog().tracks[900].id).unwrap();
-    api.add_items(&managed, &[extra.clone()], Some(0))
+    api.add_items(&managed, std::slice::from_ref(&extra), Some(0))
         .await
         .unwrap();
     let writes = run.writes();
