@@ -31,7 +31,7 @@ PATH="$(bash infra/pytools.sh bin cargo-lambda):$PATH"
 export PATH
 # The binaries exactly as `cargo lambda watch` runs them (default features, debug), built here
 # so the emulator test does not build them while it waits for an invocation.
-cargo build -p artist-monitoring -p data-sync -p track-analysis -p streaming-metrics -p social-media-sync
+cargo build -p artist-monitoring -p data-sync -p track-analysis -p streaming-metrics -p social-media-sync -p playlist-update
 
 echo "== tests"
 # The output is kept and scanned: no fixture token or secret may reach a log line.

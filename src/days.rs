@@ -67,6 +67,31 @@ pub async fn seed_demo_watchlist(local: &Local) -> Result<bool, RunError> {
     Ok(true)
 }
 
+/// The rule file of the demo playlist (a playlist of the sandbox user's), stored by
+/// [`seed_demo_rules`].
+pub const DEMO_RULES: &str = include_str!("../events/playlist-update/rules/demo.yaml");
+
+/// Stores the demo playlist's rules unless rules for it exist. Returns whether they were
+/// stored. Needs the in-process sandbox (the rules name one of its playlists).
+pub async fn seed_demo_rules(local: &Local) -> Result<bool, RunError> {
+    if local.spotify.sandbox.is_none() {
+        return Ok(false);
+    }
+    let rules =
+        playlist_update::rules::RuleFile::parse(DEMO_RULES).map_err(|err| RunError::Read {
+            path: "events/playlist-update/rules/demo.yaml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err.to_string()),
+        })?;
+    let store = &local.runtime.db;
+    match playlist_update::state::load_rules(store, &rules.playlist).await {
+        Err(playlist_update::state::RulesLoadError::Missing(_)) => {}
+        _ => return Ok(false),
+    }
+    playlist_update::state::save_rules(store, DEMO_RULES, &rules, local.runtime.clock.now())
+        .await?;
+    Ok(true)
+}
+
 /// The demo watchlist's name.
 pub fn demo_name() -> WatchlistName {
     // A constant of lower-case letters: a valid name by construction.

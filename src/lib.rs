@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod days;
+pub mod playlist;
 pub mod report;
 pub mod social;
 pub mod spotify;
@@ -68,8 +69,16 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
             HarnessConfig::for_task("track-analysis"),
         )),
         Box::new(runtime.harness(
-            streaming_metrics::StreamingMetrics::new(store.clone(), events, objects),
+            streaming_metrics::StreamingMetrics::new(store.clone(), events.clone(), objects),
             HarnessConfig::for_task("streaming-metrics"),
+        )),
+        Box::new(runtime.harness(
+            playlist_update::PlaylistUpdate {
+                spotify: local.spotify.client.clone(),
+                store: store.clone(),
+                events,
+            },
+            HarnessConfig::for_task("playlist-update"),
         )),
     ];
     // First: the day's social figures are stored before artist-monitoring trends them (the

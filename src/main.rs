@@ -131,6 +131,11 @@ enum Command {
         #[command(subcommand)]
         command: music_tasks::social::SocialCommand,
     },
+    /// playlist-update: rule files (`rules validate|apply|show`), runs, and `explain`.
+    Playlist {
+        #[command(subcommand)]
+        command: music_tasks::playlist::PlaylistCommand,
+    },
     /// streaming-metrics: ingest a report, read rollups, run the NAB and synthetic benchmarks.
     #[command(name = "streaming-metrics")]
     StreamingMetrics {
@@ -334,6 +339,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    if let Command::Playlist { command } = cli.command {
+        let local = local(&cli.db, Arc::new(SystemClock)).await?;
+        let functions = music_tasks::functions(&local);
+        let ok = music_tasks::playlist::run(
+            command,
+            &local.runtime.db,
+            &functions,
+            local.runtime.clock.now(),
+        )
+        .await?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {
         Command::Local { days: Some(_), .. } => manual.clone(),
@@ -346,7 +367,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sandbox { .. }
         | Command::Auth { .. }
         | Command::Analyze { .. }
-        | Command::StreamingMetrics { .. } => Ok(ExitCode::SUCCESS),
+        | Command::StreamingMetrics { .. }
+        | Command::Playlist { .. } => Ok(ExitCode::SUCCESS),
         Command::Social { command } => {
             let out = music_tasks::social::run(&runtime.db, runtime.clock.now(), command).await?;
             print_json(&out)?;
@@ -359,6 +381,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let seeded = music_tasks::days::seed_demo_watchlist(&local).await?;
+            music_tasks::days::seed_demo_rules(&local).await?;
             let runs = music_tasks::days::simulate(
                 &local,
                 &manual,
@@ -434,6 +457,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ..
         } => {
             music_tasks::days::seed_demo_watchlist(&local).await?;
+            music_tasks::days::seed_demo_rules(&local).await?;
             let mut runs = Vec::new();
             for function in &functions {
                 runs.push(

@@ -310,6 +310,16 @@ impl Deployed {
         watchlist::add(&store, &WatchlistName::new("demo").unwrap(), &artists)
             .await
             .unwrap();
+        // The demo playlist's rules, which playlist-update's plan and sample event name.
+        let rules = playlist_update::rules::RuleFile::parse(music_tasks::days::DEMO_RULES).unwrap();
+        playlist_update::state::save_rules(
+            &store,
+            music_tasks::days::DEMO_RULES,
+            &rules,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
 
         let mut env = function_env(function, &stack, &endpoint, &format!("http://{addr}"));
         // social-media-sync: the social sandbox (the same twelve artists), its credentials in
@@ -490,6 +500,7 @@ async fn every_function_runs_under_the_lambda_emulator() {
     run_scheduled_function("artist-monitoring", "2-sqs-snapshot.json").await;
     run_scheduled_function("data-sync", "2-sqs-artists.json").await;
     run_scheduled_function("social-media-sync", "2-sqs-sync.json").await;
+    run_scheduled_function("playlist-update", "2-sqs-update.json").await;
     run_upload_function(
         "track-analysis",
         "aws/sqs-s3-upload.json",
