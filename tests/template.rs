@@ -490,20 +490,30 @@ fn every_schedule_retries_dead_letters_and_sends_a_plan_the_function_knows() {
 }
 
 /// The rules on the bus that match `source` and `detail_type`.
-fn rules_for<'a>(template: &'a Template, source: &str, detail_type: &str) -> Vec<(&'a str, &'a Value)> {
+fn rules_for<'a>(
+    template: &'a Template,
+    source: &str,
+    detail_type: &str,
+) -> Vec<(&'a str, &'a Value)> {
     template
         .of_type("AWS::Events::Rule")
         .filter(|(_, r)| {
             let pattern = &r["Properties"]["EventPattern"];
             strings(&pattern["source"]).iter().any(|s| s == source)
-                && strings(&pattern["detail-type"]).iter().any(|d| d == detail_type)
+                && strings(&pattern["detail-type"])
+                    .iter()
+                    .any(|d| d == detail_type)
         })
         .collect()
 }
 
 /// Whether a resource policy of `policy_type` on `resource` lets EventBridge in from `rule`.
 fn lets_rule_in(template: &Template, policy_type: &str, resource: &str, rule: &str) -> bool {
-    let list = if policy_type == "AWS::SNS::TopicPolicy" { "Topics" } else { "Queues" };
+    let list = if policy_type == "AWS::SNS::TopicPolicy" {
+        "Topics"
+    } else {
+        "Queues"
+    };
     template
         .of_type(policy_type)
         .filter(|(_, p)| {
@@ -533,16 +543,23 @@ fn lets_rule_in(template: &Template, policy_type: &str, resource: &str, rule: &s
 fn alerts_and_anomalies_reach_the_alerts_topic_with_retries_and_dead_letters() {
     let template = Template::load();
     for (source, detail_type) in [
-        (artist_monitoring::EVENT_SOURCE, artist_monitoring::ALERT_DETAIL_TYPE),
         (
-            streaming_metrics::task::EVENT_SOURCE,
-            streaming_metrics::task::ANOMALY_DETAIL_TYPE,
+            artist_monitoring::EVENT_SOURCE,
+            artist_monitoring::ALERT_DETAIL_TYPE,
+        ),
+        (
+            streaming_metrics::EVENT_SOURCE,
+            streaming_metrics::ANOMALY_DETAIL_TYPE,
         ),
     ] {
         let rules = rules_for(&template, source, detail_type);
         assert_eq!(rules.len(), 1, "{source} {detail_type}: one rule");
         let (name, rule) = rules[0];
-        assert_eq!(target(&rule["Properties"]["EventBusName"]), Some("EventBus"), "{name}");
+        assert_eq!(
+            target(&rule["Properties"]["EventBusName"]),
+            Some("EventBus"),
+            "{name}"
+        );
         assert_eq!(rule["Properties"]["State"], "ENABLED", "{name}");
         let targets = rule["Properties"]["Targets"].as_array().unwrap();
         let topic = targets
@@ -662,7 +679,10 @@ fn sample_upload_events_name_the_uploads_bucket_and_their_functions_prefix() {
                 }
             }
         }
-        assert!(notified >= 1, "{binary}: no sample names an object under {prefix}");
+        assert!(
+            notified >= 1,
+            "{binary}: no sample names an object under {prefix}"
+        );
     }
 }
 

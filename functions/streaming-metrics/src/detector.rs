@@ -670,7 +670,10 @@ mod tests {
                 without_max = without_max.max(b.score);
             }
         }
-        assert!(quiet_max < config.threshold, "noise alone scored {quiet_max}");
+        assert!(
+            quiet_max < config.threshold,
+            "noise alone scored {quiet_max}"
+        );
         assert!(with_max >= config.threshold, "with likelihood {with_max}");
         assert!(with_max > without_max, "{with_max} vs {without_max}");
     }
