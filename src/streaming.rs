@@ -62,11 +62,16 @@ pub enum StreamingCommand {
         #[arg(long)]
         output: PathBuf,
     },
-    /// Run the detector over a NAB folder and print its normalised standard-profile score.
+    /// Run the detector over a NAB folder and print its normalised score (standard profile by
+    /// default), overall and per category.
     NabBenchmark {
         /// The NAB folder (`combined_windows.json`, `data/`).
         #[arg(long, default_value = "../shared/nab")]
         data: PathBuf,
+        /// The cost profile of the folder's `profiles.json` (`standard`, `reward_low_FP_rate`,
+        /// `reward_low_FN_rate`).
+        #[arg(long, default_value = "standard")]
+        profile: String,
         /// Print per-file results as JSON.
         #[arg(long)]
         json: bool,
@@ -115,27 +120,42 @@ pub async fn run_standalone(command: StreamingCommand) -> Result<()> {
             std::io::Write::flush(&mut file)?;
             out(&format!("{n} rows scored into {}\n", output.display()))
         }
-        StreamingCommand::NabBenchmark { data, json } => {
+        StreamingCommand::NabBenchmark {
+            data,
+            profile,
+            json,
+        } => {
             let config = DetectorConfig::default();
-            let result = streaming_metrics::nab::run_corpus(
-                &data,
-                &config,
-                streaming_metrics::nab::Profile::STANDARD,
-            )?;
+            let costs = streaming_metrics::nab::read_profile(&data, &profile)?;
+            let started = std::time::Instant::now();
+            let result = streaming_metrics::nab::run_corpus(&data, &config, costs)?;
             if json {
                 out(&format!("{}\n", serde_json::to_string_pretty(&result)?))
             } else {
                 let (tp, fn_, fp) = result.files.iter().fold((0, 0, 0), |a, f| {
                     (a.0 + f.score.tp, a.1 + f.score.fn_, a.2 + f.score.fp)
                 });
-                out(&format!(
-                    "NAB standard profile, {} files, threshold {}: normalised score {:.1} \
+                let mut text = format!(
+                    "NAB {profile} profile, {} files, threshold {}: normalised score {:.1} \
                      (raw {:.2}; windows detected {tp}, missed {fn_}; false positives {fp})\n",
                     result.files.len(),
                     result.threshold,
                     result.normalised,
                     result.raw
-                ))
+                );
+                let rows: usize = result.files.iter().map(|f| f.rows).sum();
+                text.push_str(&format!(
+                    "  {rows} rows read, scored and judged in {:.2} s ({:.1} us a row)\n",
+                    started.elapsed().as_secs_f64(),
+                    started.elapsed().as_secs_f64() * 1e6 / rows.max(1) as f64
+                ));
+                for c in &result.categories {
+                    text.push_str(&format!(
+                        "  {:<24} {:>2} files  {:>6.1}  (detected {}, missed {}, false positives {})\n",
+                        c.category, c.files, c.normalised, c.tp, c.fn_, c.fp
+                    ));
+                }
+                out(&text)
             }
         }
         StreamingCommand::Synthetic { series, days, seed } => {

@@ -539,6 +539,203 @@ fn every_audit_chain_is_verified_on_a_schedule_and_a_break_raises_an_alarm() {
     }
 }
 
+/// The rules on the bus that match `source` and `detail_type`.
+fn rules_for<'a>(
+    template: &'a Template,
+    source: &str,
+    detail_type: &str,
+) -> Vec<(&'a str, &'a Value)> {
+    template
+        .of_type("AWS::Events::Rule")
+        .filter(|(_, r)| {
+            let pattern = &r["Properties"]["EventPattern"];
+            strings(&pattern["source"]).iter().any(|s| s == source)
+                && strings(&pattern["detail-type"])
+                    .iter()
+                    .any(|d| d == detail_type)
+        })
+        .collect()
+}
+
+/// Whether a resource policy of `policy_type` on `resource` lets EventBridge in from `rule`.
+fn lets_rule_in(template: &Template, policy_type: &str, resource: &str, rule: &str) -> bool {
+    let list = if policy_type == "AWS::SNS::TopicPolicy" {
+        "Topics"
+    } else {
+        "Queues"
+    };
+    template
+        .of_type(policy_type)
+        .filter(|(_, p)| {
+            p["Properties"][list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| target(t) == Some(resource))
+        })
+        .flat_map(|(_, p)| {
+            p["Properties"]["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .any(|s| {
+            s["Effect"] == "Allow"
+                && strings(&s["Principal"]["Service"]).contains(&"events.amazonaws.com".into())
+                && match &s["Condition"]["ArnEquals"]["aws:SourceArn"] {
+                    Value::Array(arns) => arns.iter().any(|a| get_att(a, "Arn") == Some(rule)),
+                    arn => get_att(arn, "Arn") == Some(rule),
+                }
+        })
+}
+
+#[test]
+fn alerts_and_anomalies_reach_the_alerts_topic_with_retries_and_dead_letters() {
+    let template = Template::load();
+    for (source, detail_type) in [
+        (
+            artist_monitoring::EVENT_SOURCE,
+            artist_monitoring::ALERT_DETAIL_TYPE,
+        ),
+        (
+            streaming_metrics::EVENT_SOURCE,
+            streaming_metrics::ANOMALY_DETAIL_TYPE,
+        ),
+    ] {
+        let rules = rules_for(&template, source, detail_type);
+        assert_eq!(rules.len(), 1, "{source} {detail_type}: one rule");
+        let (name, rule) = rules[0];
+        assert_eq!(
+            target(&rule["Properties"]["EventBusName"]),
+            Some("EventBus"),
+            "{name}"
+        );
+        assert_eq!(rule["Properties"]["State"], "ENABLED", "{name}");
+        let targets = rule["Properties"]["Targets"].as_array().unwrap();
+        let topic = targets
+            .iter()
+            .find(|t| target(&t["Arn"]) == Some("AlertsTopic"))
+            .unwrap_or_else(|| panic!("{name}: no target on the alerts topic"));
+        assert!(
+            as_u64(&topic["RetryPolicy"]["MaximumRetryAttempts"], name) >= 1,
+            "{name}: retries"
+        );
+        let dlq = get_att(&topic["DeadLetterConfig"]["Arn"], "Arn")
+            .unwrap_or_else(|| panic!("{name}: no dead-letter queue"));
+        assert!(
+            lets_rule_in(&template, "AWS::SNS::TopicPolicy", "AlertsTopic", name),
+            "{name}: the alerts topic's policy does not let the rule publish"
+        );
+        assert!(
+            lets_rule_in(&template, "AWS::SQS::QueuePolicy", dlq, name),
+            "{name}: {dlq}'s policy does not let the rule dead-letter"
+        );
+    }
+}
+
+/// Every JSON file under `dir`, recursively.
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            json_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+}
+
+/// The S3 locations a sample SQS batch names: (bucket, key or `None` for a test event).
+fn s3_locations(batch: &Value) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for record in batch["Records"].as_array().into_iter().flatten() {
+        let Some(body) = record["body"].as_str() else {
+            continue;
+        };
+        if let Ok(body) = serde_json::from_str::<Value>(body) {
+            if body["Event"] == "s3:TestEvent" {
+                out.push((body["Bucket"].as_str().unwrap().to_owned(), None));
+            }
+            for r in body["Records"].as_array().into_iter().flatten() {
+                let object = &r["s3"];
+                out.push((
+                    object["bucket"]["name"].as_str().unwrap().to_owned(),
+                    object["object"]["key"].as_str().map(str::to_owned),
+                ));
+            }
+        }
+        // Direct requests name an object as `s3://bucket/key`.
+        let mut rest = body;
+        while let Some(at) = rest.find("s3://") {
+            let url = &rest[at + 5..];
+            let end = url.find(['"', '\\']).unwrap_or(url.len());
+            let (bucket, key) = url[..end].split_once('/').unwrap_or((&url[..end], ""));
+            out.push((bucket.to_owned(), Some(key.to_owned())));
+            rest = &url[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn sample_upload_events_name_the_uploads_bucket_and_their_functions_prefix() {
+    let template = Template::load();
+    let bucket = template.resource("UploadsBucket");
+    // The stage and account of the samples (the SQS ARNs' account).
+    let name = bucket["Properties"]["BucketName"]["Fn::Sub"]
+        .as_str()
+        .unwrap()
+        .replace("${Stage}", "dev")
+        .replace("${AWS::AccountId}", "123456789012");
+    let notifications = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+        .as_array()
+        .unwrap();
+    assert!(!notifications.is_empty());
+    for n in notifications {
+        let queue = get_att(&n["Queue"], "Arn").unwrap();
+        let prefix = n["Filter"]["S3Key"]["Rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Name"] == "prefix")
+            .and_then(|r| r["Value"].as_str())
+            .unwrap_or_else(|| panic!("{queue}: the notification has no prefix"));
+        let (function, _) = template
+            .of_type("AWS::Serverless::Function")
+            .find(|(_, f)| {
+                sqs_events(f)
+                    .iter()
+                    .any(|(_, e)| get_att(&e["Queue"], "Arn") == Some(queue))
+            })
+            .unwrap_or_else(|| panic!("no function reads {queue}"));
+        let binary = template.resource(function)["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let mut files = Vec::new();
+        json_files(&root().join("events").join(binary), &mut files);
+        let mut notified = 0;
+        for file in files {
+            let batch: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            for (b, key) in s3_locations(&batch) {
+                assert_eq!(b, name, "{}: not the uploads bucket", file.display());
+                if let Some(key) = key {
+                    assert!(
+                        key.starts_with(prefix),
+                        "{}: {key} is not under {prefix}, which notifies {binary}",
+                        file.display()
+                    );
+                    notified += 1;
+                }
+            }
+        }
+        assert!(
+            notified >= 1,
+            "{binary}: no sample names an object under {prefix}"
+        );
+    }
+}
+
 #[test]
 fn policies_name_their_actions_and_stay_inside_the_stack() {
     let template = Template::load();

@@ -27,9 +27,27 @@
 //!    (`s`): `s / (s + sustained_z)`, so a level shift, a change of noise or a stuck series
 //!    scores 0.5 at `sustained_z` standard deviations. The band reported with a point is
 //!    `expected ± max(reference, min_z) · scale`.
+//!    A third channel, when `likelihood_window` is above 0, is an anomaly likelihood in the
+//!    manner of Numenta's HTM detector: each deviation is squashed into a raw error
+//!    `z / (z + likelihood_scale)` in [0, 1); the mean of the last `likelihood_short` raw
+//!    errors is compared with the mean and variance of those short means over the trailing
+//!    `likelihood_window` points (a Gaussian tail, the variance floored at
+//!    `likelihood_var_floor`), and the tail probability `q` becomes
+//!    `log(q + 1e-10) / log(1e-10)`: 0.5 for a one-in-100,000 run of errors, 1 for one in
+//!    10^10. It wakes only after `likelihood_min` short means, its own probationary period.
+//!    The point channel catches a single point larger than anything recent; the likelihood
+//!    catches a run of moderate errors unusual for *this* series, whatever its noise (an
+//!    online normalisation per series); the sustained channel a change of level or noise.
 //! 5. **Cooldown.** After a detection (score ≥ `threshold`), the next `cooldown` points
-//!    report at most `threshold · 0.99`: one event starts one alert. The unsuppressed value
-//!    is kept as `raw_score`.
+//!    report at most `threshold · 0.99`: one event starts one alert (NAB, like a person on
+//!    call, rewards the earliest detection of an event and counts every further alert
+//!    outside its window as a false positive). The unsuppressed value is kept as
+//!    `raw_score`.
+//!
+//! Sampling step and gaps: the step is the median of the last `step_gaps` positive gaps
+//! between points, so irregular feeds (traffic sensors reporting every 5 minutes with
+//! jitter and skipped readings) keep a step of 5 minutes rather than the smallest jitter;
+//! a gap of `g` steps (rounded) leaves `g - 1` holes.
 //!
 //! Restatements: the task replays a series from its stored points when a point arrives for
 //! a time at or before the state's last one, so a state always reflects the current
@@ -42,7 +60,7 @@ use serde::{Deserialize, Serialize};
 /// The detector's name, carried by every anomaly it raises.
 pub const DETECTOR_NAME: &str = "robust-seasonal";
 /// The detector's version: bumped whenever its scores change for the same input.
-pub const DETECTOR_VERSION: &str = "1";
+pub const DETECTOR_VERSION: &str = "2";
 
 const DAY: i64 = 86_400;
 const WEEK: i64 = 7 * DAY;
@@ -80,6 +98,41 @@ pub struct DetectorConfig {
     pub sustained_z: f64,
     /// Longest gap, in steps, filled with holes; a longer one restarts the history.
     pub max_gap_steps: usize,
+    /// Recent gaps whose median is the sampling step.
+    #[serde(default = "default_step_gaps")]
+    pub step_gaps: usize,
+    /// Short means of raw errors the likelihood channel compares with; 0 turns it off.
+    #[serde(default)]
+    pub likelihood_window: usize,
+    /// Raw errors averaged into one short mean.
+    #[serde(default = "default_likelihood_short")]
+    pub likelihood_short: usize,
+    /// The deviation whose raw error is 0.5 (`z / (z + scale)`).
+    #[serde(default = "default_likelihood_scale")]
+    pub likelihood_scale: f64,
+    /// Short means needed before the likelihood channel scores.
+    #[serde(default = "default_likelihood_min")]
+    pub likelihood_min: usize,
+    /// The smallest variance of the short means (a near-constant error history would make
+    /// any wobble look infinitely unlikely).
+    #[serde(default = "default_likelihood_var_floor")]
+    pub likelihood_var_floor: f64,
+}
+
+fn default_step_gaps() -> usize {
+    15
+}
+fn default_likelihood_short() -> usize {
+    5
+}
+fn default_likelihood_scale() -> f64 {
+    20.0
+}
+fn default_likelihood_min() -> usize {
+    100
+}
+fn default_likelihood_var_floor() -> f64 {
+    1e-4
 }
 
 impl Default for DetectorConfig {
@@ -100,6 +153,12 @@ impl Default for DetectorConfig {
             deviation_cap: 5.0,
             sustained_z: 4.0,
             max_gap_steps: 400,
+            step_gaps: default_step_gaps(),
+            likelihood_window: 1000,
+            likelihood_short: default_likelihood_short(),
+            likelihood_scale: default_likelihood_scale(),
+            likelihood_min: default_likelihood_min(),
+            likelihood_var_floor: default_likelihood_var_floor(),
         }
     }
 }
@@ -115,6 +174,7 @@ impl DetectorConfig {
             season_check_every: 7,
             cooldown: 7,
             max_gap_steps: 60,
+            likelihood_window: 0,
             ..Self::default()
         }
     }
@@ -159,6 +219,15 @@ pub struct SeriesState {
     pub period: Option<usize>,
     /// Points left in the cooldown.
     pub cooldown_left: usize,
+    /// The last positive gaps between points, in seconds (their median is the step).
+    #[serde(default)]
+    pub gaps: VecDeque<i64>,
+    /// The last raw errors of the likelihood channel.
+    #[serde(default)]
+    pub errors: VecDeque<f64>,
+    /// The trailing short means of the raw errors.
+    #[serde(default)]
+    pub error_means: VecDeque<f64>,
 }
 
 impl SeriesState {
@@ -171,7 +240,8 @@ impl SeriesState {
         if let Some(last) = self.last_ts {
             let gap = ts - last;
             if gap > 0 {
-                self.step = Some(self.step.map_or(gap, |s| s.min(gap)));
+                push_capped(&mut self.gaps, gap, config.step_gaps);
+                self.step = median_step(&self.gaps);
             }
         }
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
@@ -224,7 +294,8 @@ impl SeriesState {
                 let point = z / (z + reference);
                 let shift = sustained.max(0.0);
                 let shift = shift / (shift + config.sustained_z);
-                out.raw_score = point.max(shift);
+                let likelihood = self.likelihood(config, z);
+                out.raw_score = point.max(shift).max(likelihood);
             }
         }
         out.score = out.raw_score;
@@ -239,6 +310,33 @@ impl SeriesState {
         out
     }
 
+    /// The likelihood channel's score for deviation `z`, in [0, 1], and its state moved on.
+    fn likelihood(&mut self, config: &DetectorConfig, z: f64) -> f64 {
+        if config.likelihood_window == 0 {
+            return 0.0;
+        }
+        let raw = if z.is_finite() {
+            z / (z + config.likelihood_scale.max(f64::MIN_POSITIVE))
+        } else {
+            1.0
+        };
+        push_capped(&mut self.errors, raw, config.likelihood_short);
+        let short = self.errors.iter().sum::<f64>() / self.errors.len() as f64;
+        let history = &self.error_means;
+        let score = if history.len() >= config.likelihood_min.max(2) {
+            let n = history.len() as f64;
+            let mean = history.iter().sum::<f64>() / n;
+            let var = history.iter().map(|h| (h - mean).powi(2)).sum::<f64>() / n;
+            let sd = var.max(config.likelihood_var_floor).sqrt();
+            let tail = gaussian_tail((short - mean) / sd);
+            ((tail + 1e-10).ln() / 1e-10_f64.ln()).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        push_capped(&mut self.error_means, short, config.likelihood_window);
+        score
+    }
+
     /// Adds holes for the steps missing between the last point and `ts`.
     fn fill_gap(&mut self, config: &DetectorConfig, ts: i64) {
         let (Some(last), Some(step)) = (self.last_ts, self.step) else {
@@ -247,7 +345,9 @@ impl SeriesState {
         if step <= 0 || ts <= last {
             return;
         }
-        let missing = ((ts - last) / step - 1).max(0) as usize;
+        // Rounded: a reading 5 min 40 s after the last at a 5-minute step is the next one.
+        let steps = ((ts - last) as f64 / step as f64).round();
+        let missing = (steps - 1.0).max(0.0) as usize;
         if missing > config.max_gap_steps {
             // Too long a silence: what came before no longer predicts what comes next.
             *self = SeriesState::default();
@@ -319,6 +419,48 @@ impl SeriesState {
     }
 }
 
+/// The median of the recent gaps, the sampling step (`None` before any gap).
+fn median_step(gaps: &VecDeque<i64>) -> Option<i64> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let mut v: Vec<i64> = gaps.iter().copied().collect();
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable(mid);
+    let m = *m;
+    if v.len() % 2 == 1 {
+        Some(m)
+    } else {
+        let lower = v[..mid].iter().copied().max().unwrap_or(m);
+        Some((lower + m) / 2)
+    }
+}
+
+/// The upper tail probability of a standard normal beyond `z` (1 for `z ≤ 0`: only errors
+/// above their usual level are unlikely).
+fn gaussian_tail(z: f64) -> f64 {
+    if z.is_nan() || z <= 0.0 {
+        return 1.0;
+    }
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// The complementary error function (Numerical Recipes' `erfcc`, relative error below
+/// 1.2e-7 everywhere), enough for a tail probability read on a log scale.
+fn erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let ans = t * (-x * x + poly).exp();
+    if x >= 0.0 { ans } else { 2.0 - ans }
+}
+
 /// How many standard deviations `x` lies above the mean of `history` (0 when it has none).
 fn standard_score(history: &VecDeque<f64>, x: f64) -> f64 {
     if history.len() < 2 {
@@ -331,7 +473,7 @@ fn standard_score(history: &VecDeque<f64>, x: f64) -> f64 {
     (x - mean) / sd
 }
 
-fn push_capped(buf: &mut VecDeque<f64>, value: f64, cap: usize) {
+fn push_capped<T>(buf: &mut VecDeque<T>, value: T, cap: usize) {
     buf.push_back(value);
     while buf.len() > cap.max(1) {
         buf.pop_front();
@@ -477,6 +619,87 @@ mod tests {
         let b = back.observe(&config, 80 * DAY, weekly(80));
         assert_eq!(a.score, b.score);
         assert!(a.score < config.threshold);
+    }
+
+    /// A deterministic noise in [-1, 1) (a linear congruential generator).
+    fn noise(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    #[test]
+    fn a_jittered_feed_keeps_its_step_and_fills_only_real_gaps() {
+        let config = DetectorConfig::default();
+        let mut state = SeriesState::default();
+        let mut ts = 0;
+        let mut seed = 7;
+        for i in 0..200 {
+            // 5 minutes, +-40 s of jitter, and one reading skipped every 25.
+            let jitter = (noise(&mut seed) * 40.0) as i64;
+            ts += if i % 25 == 24 { 600 } else { 300 } + jitter;
+            state.observe(&config, ts, 10.0 + noise(&mut seed));
+        }
+        assert_eq!(state.step.map(|s| (s - 300).abs() <= 40), Some(true));
+        // 200 readings and 8 skipped ones: holes only for the skips, not for the jitter.
+        let holes = state.values.iter().filter(|v| v.is_nan()).count();
+        assert!((7..=9).contains(&holes), "{holes} holes");
+    }
+
+    #[test]
+    fn the_likelihood_channel_flags_a_run_of_moderate_errors_the_point_channel_misses() {
+        let config = DetectorConfig::default();
+        let without = DetectorConfig {
+            likelihood_window: 0,
+            ..DetectorConfig::default()
+        };
+        let (mut with_state, mut without_state) = (SeriesState::default(), SeriesState::default());
+        let mut seed = 3;
+        let (mut with_max, mut without_max, mut quiet_max) = (0.0_f64, 0.0_f64, 0.0_f64);
+        for i in 0..1600 {
+            let base = 100.0 + 5.0 * noise(&mut seed);
+            // From row 1500, a sustained bias of 4x the noise's amplitude, never a spike.
+            let value = if i >= 1500 { base + 20.0 } else { base };
+            let a = with_state.observe(&config, i * 300, value);
+            let b = without_state.observe(&without, i * 300, value);
+            if i < 1500 && i > 400 {
+                quiet_max = quiet_max.max(a.score);
+            } else if (1500..1510).contains(&i) {
+                with_max = with_max.max(a.score);
+                without_max = without_max.max(b.score);
+            }
+        }
+        assert!(
+            quiet_max < config.threshold,
+            "noise alone scored {quiet_max}"
+        );
+        assert!(with_max >= config.threshold, "with likelihood {with_max}");
+        assert!(with_max > without_max, "{with_max} vs {without_max}");
+    }
+
+    #[test]
+    fn the_tail_probability_matches_known_values() {
+        assert!((erfc(0.0) - 1.0).abs() < 1e-7);
+        assert!((erfc(1.0) - 0.157_299_207).abs() < 1e-7);
+        assert!((erfc(3.0) / 2.209_049_7e-5 - 1.0).abs() < 1e-6);
+        assert!((erfc(-1.0) - 1.842_700_793).abs() < 1e-7);
+        assert_eq!(gaussian_tail(-2.0), 1.0);
+        assert_eq!(gaussian_tail(f64::NAN), 1.0);
+        // 4.26 standard deviations: one in 100,000, which the channel maps to 0.5.
+        let q = gaussian_tail(4.265);
+        assert!((q / 1e-5 - 1.0).abs() < 0.01, "{q}");
+    }
+
+    #[test]
+    fn a_state_stored_before_version_2_still_loads() {
+        let json = r#"{"seen":3,"last_ts":172800,"step":86400,"values":[1.0,null,3.0],
+            "residuals":[],"deviations":[],"averages":[],"period":null,"cooldown_left":0}"#;
+        let mut state: SeriesState = serde_json::from_str(json).expect("old state loads");
+        assert!(state.gaps.is_empty() && state.error_means.is_empty());
+        let s = state.observe(&DetectorConfig::daily(), 3 * DAY, 4.0);
+        assert!(s.score.is_finite());
+        assert_eq!(state.step, Some(DAY));
     }
 
     #[test]

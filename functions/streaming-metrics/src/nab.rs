@@ -48,9 +48,38 @@ impl Profile {
     };
 }
 
-/// NAB's scaled sigmoid: `2 * sigmoid(-5 x) - 1`, and -1 beyond `x > 3`.
+/// Reads the profile `name` (`standard`, `reward_low_FP_rate`, `reward_low_FN_rate`) from a
+/// NAB folder's `profiles.json`.
+pub fn read_profile(nab_dir: &Path, name: &str) -> Result<Profile, NabError> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(rename = "CostMatrix")]
+        cost_matrix: Profile,
+    }
+    let path = nab_dir.join("profiles.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| NabError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut profiles: BTreeMap<String, Entry> =
+        serde_json::from_str(&text).map_err(|source| NabError::Labels {
+            path: path.clone(),
+            source,
+        })?;
+    let known = profiles.keys().cloned().collect::<Vec<_>>().join(", ");
+    profiles
+        .remove(name)
+        .map(|e| e.cost_matrix)
+        .ok_or_else(|| NabError::Profile {
+            name: name.to_owned(),
+            known,
+        })
+}
+
+/// NAB's scaled sigmoid: `2 * sigmoid(-5 x) - 1`, and -1 from `x = 3` on (`sweeper.py`'s
+/// `scaledSigmoid` tests `>= 3.0`).
 pub fn scaled_sigmoid(relative_position: f64) -> f64 {
-    if relative_position > 3.0 {
+    if relative_position >= 3.0 {
         -1.0
     } else {
         2.0 / (1.0 + (5.0 * relative_position).exp()) - 1.0
@@ -149,16 +178,13 @@ pub fn score_file(detections: &[bool], windows: &[(usize, usize)], profile: Prof
     out
 }
 
-/// The raw score of the perfect detector (one detection at each window's first row) and of
-/// the null detector (no detection) on a file: the normalisation anchors.
+/// The normalisation anchors of a file: the perfect score (every window found at its
+/// start: `tpWeight` per labelled window, as NAB's `runner.normalize` counts it) and the raw
+/// score of the null detector (no detection; NAB runs its `null` detector for it).
 pub fn anchors(rows: usize, windows: &[(usize, usize)], profile: Profile) -> (f64, f64) {
-    let mut perfect = vec![false; rows];
-    for &(left, _) in windows {
-        perfect[left] = true;
-    }
     let null = vec![false; rows];
     (
-        score_file(&perfect, windows, profile).score,
+        windows.len() as f64 * profile.tp_weight,
         score_file(&null, windows, profile).score,
     )
 }
@@ -201,6 +227,14 @@ pub enum NabError {
         line: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// `profiles.json` has no profile of that name.
+    #[error("no profile {name:?} in profiles.json (it has: {known})")]
+    Profile {
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        known: String,
     },
     /// A window's edge is not one of the file's timestamps.
     #[error("{file}: window edge {edge} is not a timestamp of the file")]
@@ -310,6 +344,29 @@ pub struct FileResult {
     pub score: FileScore,
 }
 
+/// The result over one category (NAB's data folders: `realAWSCloudwatch`, ...).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CategoryResult {
+    /// The folder's name.
+    pub category: String,
+    /// Files in it.
+    pub files: usize,
+    /// Its normalised score (null 0, perfect 100; 0 when it has no window).
+    pub normalised: f64,
+    /// Its summed raw score.
+    pub raw: f64,
+    /// The perfect detector's raw score on it.
+    pub perfect: f64,
+    /// The null detector's raw score on it.
+    pub null: f64,
+    /// Windows with a detection.
+    pub tp: usize,
+    /// Windows without one.
+    pub fn_: usize,
+    /// False positives.
+    pub fp: usize,
+}
+
 /// A corpus run's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct CorpusResult {
@@ -323,6 +380,8 @@ pub struct CorpusResult {
     pub null: f64,
     /// The detection threshold used.
     pub threshold: f64,
+    /// Per category, in name order.
+    pub categories: Vec<CategoryResult>,
     /// Per file.
     pub files: Vec<FileResult>,
 }
@@ -345,6 +404,7 @@ pub fn run_corpus(
             source,
         })?;
     let mut files = Vec::new();
+    let mut categories: BTreeMap<String, CategoryResult> = BTreeMap::new();
     let (mut raw, mut perfect, mut null) = (0.0, 0.0, 0.0);
     for (file, windows) in &labels {
         let rows = read_series(&nab_dir.join("data").join(file))?;
@@ -371,6 +431,20 @@ pub fn run_corpus(
         raw += score.score;
         perfect += p;
         null += n;
+        let name = file.split('/').next().unwrap_or(file).to_owned();
+        let c = categories
+            .entry(name.clone())
+            .or_insert_with(|| CategoryResult {
+                category: name,
+                ..CategoryResult::default()
+            });
+        c.files += 1;
+        c.raw += score.score;
+        c.perfect += p;
+        c.null += n;
+        c.tp += score.tp;
+        c.fn_ += score.fn_;
+        c.fp += score.fp;
         files.push(FileResult {
             file: file.clone(),
             rows: rows.len(),
@@ -384,6 +458,13 @@ pub fn run_corpus(
         perfect,
         null,
         threshold: config.threshold,
+        categories: categories
+            .into_values()
+            .map(|c| CategoryResult {
+                normalised: normalise(c.raw, c.perfect, c.null),
+                ..c
+            })
+            .collect(),
         files,
     })
 }
@@ -400,6 +481,36 @@ mod tests {
         assert!((scaled_sigmoid(-1.0) - 0.986_614_3).abs() < 1e-6);
         assert!(scaled_sigmoid(0.0).abs() < 1e-12);
         assert_eq!(scaled_sigmoid(3.5), -1.0);
+        // NAB's `>= 3.0`: exactly 3 past a window is already the full -1.
+        assert_eq!(scaled_sigmoid(3.0), -1.0);
+        assert!(scaled_sigmoid(2.999) > -1.0);
+    }
+
+    #[test]
+    fn profiles_are_read_by_name_and_an_unknown_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("profiles.json"),
+            r#"{"standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0,
+                "fpWeight": 0.11, "tnWeight": 1.0}},
+               "reward_low_FN_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0,
+                "fpWeight": 0.11, "tnWeight": 1.0}}}"#,
+        )
+        .expect("write");
+        assert_eq!(read_profile(dir.path(), "standard").expect("standard"), STD);
+        assert_eq!(
+            read_profile(dir.path(), "reward_low_FN_rate")
+                .expect("low FN")
+                .fn_weight,
+            2.0
+        );
+        let err = read_profile(dir.path(), "strict")
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            err.contains("\"strict\"") && err.contains("reward_low_FN_rate"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -499,6 +610,48 @@ mod tests {
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
         assert!(scores[250] >= DetectorConfig::default().threshold);
         assert!(out.starts_with("timestamp,value,anomaly_score\n2014-04-01 00:00:00,10,"));
+    }
+
+    #[test]
+    fn scores_are_causal_a_prefix_scores_the_same_alone() {
+        // A noisy daily-seasonal 5-minute series with a level shift and gaps.
+        let mut rows = Vec::new();
+        let mut seed: u64 = 11;
+        for i in 0..3000i64 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let noise = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            if i % 97 == 13 {
+                continue;
+            }
+            let day = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+            let shift = if i > 2200 { 30.0 } else { 0.0 };
+            rows.push(Row {
+                ts: i * 300,
+                value: 50.0 + 10.0 * day.sin() + 3.0 * noise + shift,
+            });
+        }
+        let config = DetectorConfig::default();
+        let whole = score_series(&rows, &config);
+        for cut in [500, 1700, 2300] {
+            assert_eq!(
+                score_series(&rows[..cut], &config),
+                whole[..cut],
+                "cut at {cut}"
+            );
+        }
+        assert!(whole[2150..2400].iter().any(|s| *s >= config.threshold));
+    }
+
+    #[test]
+    fn a_window_inside_the_probation_counts_for_perfect_but_not_for_null() {
+        // NAB: the perfect score is tpWeight per labelled window; a window wholly inside the
+        // probationary rows is not scored, so the null detector is not charged for it.
+        let windows = [(2, 5), (50, 59)];
+        let (perfect, null) = anchors(100, &windows, STD);
+        assert!((perfect - 2.0).abs() < 1e-12);
+        assert!((null + 1.0).abs() < 1e-12);
     }
 
     #[test]

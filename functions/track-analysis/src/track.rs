@@ -113,7 +113,7 @@ impl TrackRef {
         }
     }
 
-    /// The track named by an object key such as `incoming/USRC17607839.flac` or
+    /// The track named by an object key such as `audio/USRC17607839.flac` or
     /// `audio/4uLU6hMCjMI75M1A2tKUQC/master.wav`: the file stem or a folder that parses as an
     /// ISRC or a Spotify track id, the file stem tried first.
     pub fn from_object_key(key: &str) -> Option<Self> {
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn object_keys_name_their_track() {
-        let t = TrackRef::from_object_key("incoming/USRC17607839.flac").unwrap();
+        let t = TrackRef::from_object_key("audio/USRC17607839.flac").unwrap();
         assert_eq!(t.key(), "isrc:USRC17607839");
         let t = TrackRef::from_object_key("audio/4uLU6hMCjMI75M1A2tKUQC/master.wav").unwrap();
         assert_eq!(t.key(), "spotify:4uLU6hMCjMI75M1A2tKUQC");

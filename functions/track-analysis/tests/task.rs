@@ -214,7 +214,7 @@ async fn an_s3_test_event_is_a_no_op_and_a_local_runtime_serves_no_s3() {
     }
     match &report.messages[1].1 {
         Outcome::DeadLettered { reason } => assert!(
-            reason.contains("s3://music-tasks-dev-audio/incoming/QZES82600001.flac"),
+            reason.contains("s3://music-tasks-dev-123456789012-uploads/audio/QZES82600001.flac"),
             "{reason}"
         ),
         other => panic!("{other:?}"),
