@@ -2,6 +2,7 @@
 //! can run on the embedded adapters, and the runner behind `tasks local`.
 
 pub mod auth;
+pub mod content;
 pub mod days;
 pub mod report;
 pub mod spotify;
@@ -64,9 +65,23 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
             HarnessConfig::for_task("track-analysis"),
         )),
         Box::new(runtime.harness(
-            streaming_metrics::StreamingMetrics::new(store, events, objects),
+            streaming_metrics::StreamingMetrics::new(store.clone(), events.clone(), objects),
             HarnessConfig::for_task("streaming-metrics"),
         )),
+        Box::new(
+            runtime.harness(
+                ai_content_generation::ContentGeneration {
+                    store,
+                    events,
+                    // The CLI validates the generator's settings before it builds the functions
+                    // (`content::generator` in `main`); here a bad setting refuses every draft.
+                    generator: content::generator(&backbone::config::ProcessEnv)
+                        .unwrap_or_else(|e| Arc::new(content::Misconfigured(e.to_string()))),
+                    attempts: ai_content_generation::DEFAULT_ATTEMPTS,
+                },
+                HarnessConfig::for_task("ai-content-generation"),
+            ),
+        ),
     ]
 }
 

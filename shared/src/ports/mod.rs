@@ -11,6 +11,7 @@ pub mod objects;
 pub mod queue;
 pub mod secrets;
 pub mod store;
+pub mod text;
 
 pub use audit::{AppendOutcome, AuditRecord, AuditStore, ChainHead};
 pub use events::{BusEvent, EventPublisher};
@@ -19,3 +20,4 @@ pub use objects::{FetchedObject, ObjectLocation, ObjectSource, Spool};
 pub use queue::{DeadLetter, OutgoingMessage, Queues};
 pub use secrets::Secrets;
 pub use store::{Item, ItemKey, Page, PutCondition, Query, SkRange, Store};
+pub use text::{Generation, StopReason, TextError, TextGenerator, TextRequest};
