@@ -112,9 +112,9 @@ pub fn generator(env: &dyn EnvSource) -> Result<Arc<dyn TextGenerator>, ConfigEr
             )))
         }
         Some("template") => Ok(Arc::new(TemplateWriter)),
-        Some(other) => Err(ConfigError::Malformed {
+        Some(_) => Err(ConfigError::Malformed {
             name: "TEXT_GENERATOR",
-            reason: format!("{other:?} is neither `local` nor `template`"),
+            reason: "must be `local` or `template`".into(),
         }),
     }
 }

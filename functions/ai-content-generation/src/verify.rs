@@ -443,8 +443,8 @@ fn is_compound(word: &str) -> bool {
         if !reach[i] || !w.is_char_boundary(i) {
             continue;
         }
-        for m in MORPHEMES {
-            if w[i..].starts_with(m) {
+        for m in MORPHEMES.iter().chain(NUMBER_WORDS) {
+            if m.len() > 1 && w[i..].starts_with(m) {
                 reach[i + m.len()] = true;
             }
         }
