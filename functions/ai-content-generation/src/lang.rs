@@ -61,7 +61,7 @@ impl Language {
             out.push('-');
         }
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(thousands);
             }
             out.push(c);
@@ -117,7 +117,7 @@ impl Language {
         let tenths = (n * 10 + scale / 2) / scale;
         let (_, point) = self.separators();
         let mut out = (tenths / 10).to_string();
-        if tenths % 10 != 0 {
+        if !tenths.is_multiple_of(10) {
             out.push(point);
             out.push_str(&(tenths % 10).to_string());
         }

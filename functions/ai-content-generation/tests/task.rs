@@ -571,7 +571,7 @@ async fn a_fact_sheet_over_the_context_is_cut_to_fit_or_refused() {
         draft.excluded
     );
     assert!(draft.facts.iter().any(|f| f.id == "artist.name"));
-    let r = &script.requests.lock().unwrap()[0];
+    let r = script.requests.lock().unwrap()[0].clone();
     assert!((r.system.len() + r.user.len()).div_ceil(3) + r.max_tokens as usize <= 420);
 
     let tiny = Arc::new(Scripted {
