@@ -5,6 +5,7 @@
 #   cfn-lint      CloudFormation/SAM linter          .venv/cfn-lint/bin/cfn-lint
 #   checkov       infrastructure-as-code scanner     .venv/checkov/bin/checkov
 #   cargo-lambda  cargo-lambda (and its zig)         .venv/cargo-lambda/bin/cargo-lambda
+#   botocore      AWS service models (Bedrock fake)  .venv/botocore/bin/python
 #
 #   infra/pytools.sh install TOOL [--refresh]   create .venv/TOOL from the pins (idempotent);
 #                                               --refresh re-resolves from the tool's own pin
@@ -20,8 +21,8 @@ PYTHON=${PYTHON:-python3}
 
 tool=${2:-}
 case "$tool" in
-  cfn-lint | checkov | cargo-lambda) ;;
-  *) echo "usage: $0 install|bin cfn-lint|checkov|cargo-lambda [--refresh]" >&2; exit 2 ;;
+  cfn-lint | checkov | cargo-lambda | botocore) ;;
+  *) echo "usage: $0 install|bin cfn-lint|checkov|cargo-lambda|botocore [--refresh]" >&2; exit 2 ;;
 esac
 VENV=.venv/$tool
 REQUIREMENTS=infra/requirements-$tool.txt
@@ -59,5 +60,5 @@ install() {
 case "${1:-}" in
   install) install "${3:-}" ;;
   bin) echo "$PWD/$VENV/bin" ;;
-  *) echo "usage: $0 install|bin cfn-lint|checkov|cargo-lambda [--refresh]" >&2; exit 2 ;;
+  *) echo "usage: $0 install|bin cfn-lint|checkov|cargo-lambda|botocore [--refresh]" >&2; exit 2 ;;
 esac

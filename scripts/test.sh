@@ -33,6 +33,11 @@ export PATH
 # so the emulator test does not build them while it waits for an invocation.
 cargo build -p artist-monitoring -p data-sync -p track-analysis -p streaming-metrics -p social-media-sync -p playlist-update
 
+echo "== ai-content-generation: the local model (pinned, sha256-verified, cached outside the repo) and the Bedrock fake's botocore"
+LOCAL_MODEL_PATH=$(bash scripts/fetch-model.sh)
+export LOCAL_MODEL_PATH
+bash infra/pytools.sh install botocore
+
 echo "== tests"
 # The output is kept and scanned: no fixture token or secret may reach a log line.
 cargo test --workspace --all-features 2>&1 | tee .local/test-output.log

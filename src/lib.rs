@@ -2,6 +2,7 @@
 //! can run on the embedded adapters, and the runner behind `tasks local`.
 
 pub mod auth;
+pub mod content;
 pub mod days;
 pub mod playlist;
 pub mod report;
@@ -76,10 +77,24 @@ pub fn functions(local: &Local) -> Vec<Box<dyn Invoke>> {
             playlist_update::PlaylistUpdate {
                 spotify: local.spotify.client.clone(),
                 store: store.clone(),
-                events,
+                events: events.clone(),
             },
             HarnessConfig::for_task("playlist-update"),
         )),
+        Box::new(
+            runtime.harness(
+                ai_content_generation::ContentGeneration {
+                    store: store.clone(),
+                    events,
+                    // The CLI validates the generator's settings before it builds the functions
+                    // (`content::generator` in `main`); here a bad setting refuses every draft.
+                    generator: content::generator(&backbone::config::ProcessEnv)
+                        .unwrap_or_else(|e| Arc::new(content::Misconfigured(e.to_string()))),
+                    attempts: ai_content_generation::DEFAULT_ATTEMPTS,
+                },
+                HarnessConfig::for_task("ai-content-generation"),
+            ),
+        ),
     ];
     // First: the day's social figures are stored before artist-monitoring trends them (the
     // template's schedules run in this order too, 04:00 and 06:00 UTC).

@@ -136,6 +136,11 @@ enum Command {
         #[command(subcommand)]
         command: music_tasks::playlist::PlaylistCommand,
     },
+    /// ai-content-generation: draft from stored facts, approve, publish, reject, show drafts.
+    Content {
+        #[command(subcommand)]
+        command: music_tasks::content::ContentCommand,
+    },
     /// streaming-metrics: ingest a report, read rollups, run the NAB and synthetic benchmarks.
     #[command(name = "streaming-metrics")]
     StreamingMetrics {
@@ -355,6 +360,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    if let Command::Content { command } = cli.command {
+        music_tasks::content::generator(&ProcessEnv)?;
+        let local = local(&cli.db, Arc::new(SystemClock)).await?;
+        let functions = music_tasks::functions(&local);
+        let ok = music_tasks::content::run(command, &local.runtime.db, &functions).await?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let manual = Arc::new(ManualClock::new(chrono::Utc::now()));
     let clock: Arc<dyn Clock> = match &cli.command {
         Command::Local { days: Some(_), .. } => manual.clone(),
@@ -368,7 +384,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Auth { .. }
         | Command::Analyze { .. }
         | Command::StreamingMetrics { .. }
-        | Command::Playlist { .. } => Ok(ExitCode::SUCCESS),
+        | Command::Playlist { .. }
+        | Command::Content { .. } => Ok(ExitCode::SUCCESS),
         Command::Social { command } => {
             let out = music_tasks::social::run(&runtime.db, runtime.clock.now(), command).await?;
             print_json(&out)?;

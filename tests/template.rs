@@ -751,7 +751,17 @@ fn policies_name_their_actions_and_stay_inside_the_stack() {
             assert!(!action.contains('*'), "wildcard action {action}");
         }
     }
-    let resource_names: BTreeSet<_> = template.resources().keys().cloned().collect();
+    let mut resource_names: BTreeSet<_> = template.resources().keys().cloned().collect();
+    // A parameter pinned to Bedrock ARNs (the model a function may invoke) counts as in the
+    // stack: it cannot name anything but a Bedrock model or inference profile.
+    for (name, parameter) in template.doc["Parameters"].as_object().into_iter().flatten() {
+        if parameter["AllowedPattern"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("^arn:aws[a-z-]*:bedrock:"))
+        {
+            resource_names.insert(name.clone());
+        }
+    }
     let mut roles_of_functions = BTreeSet::new();
     for (name, function) in template.of_type("AWS::Serverless::Function") {
         let role_name = get_att(&function["Properties"]["Role"], "Arn")

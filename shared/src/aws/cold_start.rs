@@ -28,6 +28,8 @@ pub struct ColdStart {
     pub metrics: Metrics,
     /// Secrets Manager behind an in-memory TTL cache.
     pub secrets: Arc<CachedSecrets<SecretsManagerSecrets>>,
+    /// The SDK configuration, for the clients a single function needs (Bedrock).
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl ColdStart {
@@ -52,6 +54,7 @@ impl ColdStart {
             adapters,
             metrics,
             secrets,
+            sdk,
         })
     }
 

@@ -4,6 +4,8 @@
 //!   and [`AuditStore`](crate::ports::AuditStore), one table each;
 //! - [`sqs`]: [`Queues`](crate::ports::Queues) (fan-out, dead letters, visibility delays);
 //! - [`eventbridge`]: [`EventPublisher`](crate::ports::EventPublisher) on a custom bus;
+//! - [`bedrock`] (feature `bedrock`): [`TextGenerator`](crate::ports::TextGenerator) on the
+//!   Bedrock Converse API;
 //! - [`s3`]: [`ObjectSource`](crate::ports::ObjectSource) for `s3://` locations;
 //! - [`secrets`]: [`Secrets`](crate::ports::Secrets) on Secrets Manager (wrap it in
 //!   [`CachedSecrets`](crate::secrets_cache::CachedSecrets)).
@@ -16,6 +18,8 @@
 //! The SDK configuration comes from the standard chain ([`load_sdk_config`]): in Lambda the
 //! execution role; in tests `AWS_ENDPOINT_URL` points every client at the emulator.
 
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 mod cold_start;
 pub mod dynamodb;
 pub mod eventbridge;

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod secrets;
 pub mod store;
 pub mod web;
+pub mod text;
 
 pub use audit::{AppendOutcome, AuditRecord, AuditStore, ChainHead};
 pub use events::{BusEvent, EventPublisher};
@@ -21,3 +22,4 @@ pub use queue::{DeadLetter, OutgoingMessage, Queues};
 pub use secrets::Secrets;
 pub use store::{Item, ItemKey, Page, PutCondition, Query, SkRange, Store};
 pub use web::{WebApi, WebRequest, WebResponse};
+pub use text::{Generation, StopReason, TextError, TextGenerator, TextRequest};
