@@ -11,8 +11,8 @@ pub mod objects;
 pub mod queue;
 pub mod secrets;
 pub mod store;
-pub mod web;
 pub mod text;
+pub mod web;
 
 pub use audit::{AppendOutcome, AuditRecord, AuditStore, ChainHead};
 pub use events::{BusEvent, EventPublisher};
@@ -21,5 +21,5 @@ pub use objects::{FetchedObject, ObjectLocation, ObjectSource, Spool};
 pub use queue::{DeadLetter, OutgoingMessage, Queues};
 pub use secrets::Secrets;
 pub use store::{Item, ItemKey, Page, PutCondition, Query, SkRange, Store};
-pub use web::{WebApi, WebRequest, WebResponse};
 pub use text::{Generation, StopReason, TextError, TextGenerator, TextRequest};
+pub use web::{WebApi, WebRequest, WebResponse};
