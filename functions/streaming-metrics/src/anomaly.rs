@@ -361,24 +361,24 @@ pub async fn detect(
     }
     let mut verdicts = Vec::new();
     for (s, (changed_days, revisited)) in series {
+        // The detector state, read once: it decides which revisited days are unseen, and the
+        // scoring resumes from it.
+        let key = ItemKey::new(s.pk.clone(), format!("det#{}#{}", s.source, s.metric));
+        let stored: StoredState = get_doc(store, &key).await?;
+        let seen = stored
+            .last_date
+            .filter(|_| stored.version == DETECTOR_VERSION);
         let mut dates = changed_days;
-        if !revisited.is_empty() {
-            let key = ItemKey::new(s.pk.clone(), format!("det#{}#{}", s.source, s.metric));
-            let stored: StoredState = get_doc(store, &key).await?;
-            let seen = stored
-                .last_date
-                .filter(|_| stored.version == DETECTOR_VERSION);
-            dates.extend(
-                revisited
-                    .into_iter()
-                    .filter(|d| seen.is_none_or(|l| *d > l)),
-            );
-        }
+        dates.extend(
+            revisited
+                .into_iter()
+                .filter(|d| seen.is_none_or(|l| *d > l)),
+        );
         if dates.is_empty() {
             continue;
         }
         let (s, dates) = (&s, &dates);
-        let mut found = score_series(store, s, dates, settings).await?;
+        let mut found = score_series(store, s, stored, dates, settings).await?;
         if s.subject.is_some() {
             for date in dates {
                 found.extend(rules(store, s, *date, &settings.signals).await?);
@@ -430,6 +430,7 @@ fn anomaly(
 async fn score_series(
     store: &dyn Store,
     s: &SeriesRef,
+    mut stored: StoredState,
     dates: &BTreeSet<NaiveDate>,
     settings: &Settings,
 ) -> Result<Vec<(MetricAnomaly, Option<Cause>)>, PortError> {
@@ -437,7 +438,6 @@ async fn score_series(
         return Ok(Vec::new());
     };
     let key = ItemKey::new(s.pk.clone(), format!("det#{}#{}", s.source, s.metric));
-    let mut stored: StoredState = get_doc(store, &key).await?;
     let resume = stored.version == DETECTOR_VERSION && stored.last_date.is_some_and(|l| first > l);
     let from = if resume {
         stored.last_date.map_or(first, |l| l + Duration::days(1))
