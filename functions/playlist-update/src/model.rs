@@ -140,7 +140,7 @@ impl Availability {
 
     /// The first of `wanted` it cannot be played in, or the restriction Spotify gave; `None`
     /// when it passes or when nothing is known.
-    pub fn unavailable_in<'a>(&self, wanted: &'a [String]) -> Option<String> {
+    pub fn unavailable_in(&self, wanted: &[String]) -> Option<String> {
         if wanted.is_empty() {
             return None;
         }
