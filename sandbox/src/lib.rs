@@ -152,6 +152,12 @@ impl SandboxHandle {
             .sum()
     }
 
+    /// The 429s and 5xx answered by fault injection ([`Faults`]) so far (forced 429s of
+    /// `rate_limit_next` excluded): what a reliability run reports as Spotify faults.
+    pub fn faults_injected(&self) -> u64 {
+        self.state.faults_injected()
+    }
+
     /// Forgets the counts.
     pub fn reset_calls(&self) {
         self.state.reset_calls();

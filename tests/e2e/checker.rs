@@ -179,3 +179,55 @@ fn message(body: String) -> OutgoingMessage {
         trace_header: None,
     }
 }
+
+/// What the kill test saw: the effects of key 0 after the kill and after the redelivery, and
+/// its completion records at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KillVerdict {
+    /// Effects once the invocation was killed (the effect happened before the kill: 1).
+    pub effects_after_kill: u64,
+    /// Effects once the redelivery has run (still 1).
+    pub effects_after_redelivery: u64,
+    /// Completion records of the key (1).
+    pub completions: usize,
+}
+
+/// Kills an invocation between its effect and its completion: business key 0 is sent once,
+/// the invocation hangs while it writes its completion (`idempotency.update`) and is dropped;
+/// past the visibility timeout the redelivery takes the expired lock over and runs again.
+/// `plan` must be the fault plan of `consumer`'s harness ports.
+pub async fn kill_between_effect_and_completion<W: Workload>(
+    workload: &W,
+    consumer: &LocalFunction<W::Task>,
+    plan: &backbone::local::faults::FaultPlan,
+    queues: &LocalQueues,
+    clock: &ManualClock,
+    db: &LocalDb,
+) -> KillVerdict {
+    let body = workload.bodies(0).remove(0);
+    queues.send(&[message(body)]).await.expect("send");
+    plan.hang_next("idempotency.update");
+    let killed = tokio::time::timeout(Duration::from_secs(2), consumer.drain(Duration::ZERO)).await;
+    assert!(killed.is_err(), "the invocation hung at its completion and was killed");
+    let effects_after_kill = workload.effects(db, 0).await;
+    for _ in 0..30 {
+        // Past the visibility timeout (and the dead invocation's deadline).
+        clock.advance(chrono::Duration::seconds(361));
+        consumer.drain(Duration::ZERO).await.expect("drain");
+        if queues.depth().await.expect("depth") == 0 {
+            break;
+        }
+    }
+    let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
+        .await
+        .expect("audit");
+    let completions = records
+        .iter()
+        .filter(|r| r.action == "completed" && r.subject == workload.subject(0))
+        .count();
+    KillVerdict {
+        effects_after_kill,
+        effects_after_redelivery: workload.effects(db, 0).await,
+        completions,
+    }
+}

@@ -181,3 +181,727 @@ async fn streaming_metrics_without_idempotency_shows_duplicated_completions() {
     assert_eq!(verdict.lost, 0, "{verdict:?}");
     assert_eq!(verdict.duplicated, 20, "{verdict:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Spotify functions: artist-monitoring and data-sync, over real HTTP to the Spotify
+// sandbox, which answers a share of calls 429 or 503 (the Spotify edge's faults), beside the
+// fault layer on the harness's ports and the task's store.
+
+/// The watchlist the Spotify workloads' artists are on.
+const RELIABILITY_WATCHLIST: &str = "reliability";
+/// The day the sandbox and the clock start on (the sandbox's day 0).
+const SPOTIFY_DAY: &str = "2026-01-01";
+
+/// Faults at the Spotify edge: 429s (with a `Retry-After` of 0, retried by the adapter or
+/// handed back to the queue), 503s and slow answers.
+fn spotify_edge_faults(rate: f64) -> spotify_sandbox::Faults {
+    spotify_sandbox::Faults {
+        rate_limit_rate: rate * 0.6,
+        retry_after_secs: 0,
+        server_error_rate: rate * 0.4,
+        slow_rate: rate * 0.2,
+        slow_ms: 5,
+        ..spotify_sandbox::Faults::default()
+    }
+}
+
+/// What a Spotify workload runs on: an in-memory database, the sandbox (its truth read
+/// directly, never through the adapter under test) and the fault plans.
+struct SpotifyRig {
+    db: LocalDb,
+    clock: Arc<ManualClock>,
+    runtime: LocalRuntime,
+    spotify: music_tasks::spotify::LocalSpotify,
+    harness_faults: Arc<FaultPlan>,
+    store_faults: Arc<FaultPlan>,
+}
+
+impl SpotifyRig {
+    async fn start(keys: usize, fault_rate: f64, store_fault_rate: f64, seed: u64) -> Self {
+        let db = LocalDb::in_memory().expect("in-memory database");
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 6, 0, 0).unwrap(),
+        ));
+        let capture = Capture::new();
+        let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(capture.clone()));
+        runtime.max_receive_count = 25;
+        let harness_faults = FaultPlan::new(fault_rate, seed);
+        let store_faults = FaultPlan::new(store_fault_rate, seed + 1);
+        runtime.faults = Some(harness_faults.clone());
+        let config = spotify_sandbox::SandboxConfig {
+            artists: keys.max(12) + 8,
+            seed,
+            faults: spotify_edge_faults(fault_rate),
+            ..spotify_sandbox::SandboxConfig::default()
+        };
+        let metrics = backbone::harness::metrics_for(
+            &HarnessConfig::for_task("spotify"),
+            "spotify",
+            Arc::new(capture),
+        );
+        let spotify = music_tasks::spotify::LocalSpotify::sandbox_with(config, metrics)
+            .await
+            .expect("the sandbox starts");
+        let rig = Self {
+            db,
+            clock,
+            runtime,
+            spotify,
+            harness_faults,
+            store_faults,
+        };
+        // The watchlist is set up before the run, on the database itself (no faults).
+        let artists: Vec<backbone::validate::ArtistId> = (0..keys)
+            .map(|i| backbone::validate::ArtistId::parse("artist", &rig.artist(i)).unwrap())
+            .collect();
+        backbone::watchlist::add(
+            &rig.db,
+            &backbone::watchlist::WatchlistName::new(RELIABILITY_WATCHLIST).unwrap(),
+            &artists,
+        )
+        .await
+        .expect("the watchlist is stored");
+        rig
+    }
+
+    fn sandbox(&self) -> &spotify_sandbox::SandboxHandle {
+        self.spotify.sandbox.as_ref().expect("in-process sandbox")
+    }
+
+    /// Business key `i`'s artist: the sandbox's `i`th.
+    fn artist(&self, i: usize) -> String {
+        self.sandbox().catalog().artists[i].id.clone()
+    }
+
+    /// The task's store, through the store's fault plan.
+    fn store(&self) -> Arc<dyn backbone::ports::Store> {
+        Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone()))
+    }
+
+    /// Runs `workload` with two racing consumers of `build`'s task.
+    async fn run<W: Workload>(
+        &self,
+        workload: &W,
+        keys: usize,
+        idempotency: bool,
+        build: impl Fn(&Self) -> W::Task,
+    ) -> Verdict {
+        let mut config = HarnessConfig::for_task(<W::Task as Task>::NAME);
+        config.idempotency_disabled = !idempotency;
+        let first = self.runtime.harness(build(self), config.clone());
+        let second = self.runtime.harness(build(self), config);
+        let mut verdict = checker::run(
+            workload,
+            keys,
+            &[&first, &second],
+            &self.runtime.queues(<W::Task as Task>::NAME),
+            &self.clock,
+            &self.db,
+        )
+        .await;
+        verdict.faults_injected = self.harness_faults.total()
+            + self.store_faults.total()
+            + self.sandbox().faults_injected();
+        verdict
+    }
+}
+
+/// The items of partition `pk` whose sort key starts with `prefix`, read on the database.
+async fn items(db: &LocalDb, pk: &str, prefix: &str) -> Vec<backbone::ports::Item> {
+    backbone::ports::store::query_all(
+        db,
+        backbone::ports::Query::partition(pk).prefix(prefix),
+        10_000,
+    )
+    .await
+    .expect("the database answers")
+}
+
+/// The three spellings of an artist-list message: verbatim twice (new message ids), and
+/// with the fields reordered and the artist as a `spotify:` URI.
+fn artist_bodies(plain: serde_json::Value, respelled: serde_json::Value) -> Vec<String> {
+    vec![plain.to_string(), plain.to_string(), respelled.to_string()]
+}
+
+/// artist-monitoring: key `i` snapshots the sandbox's artist `i` for the day; the effect is
+/// the stored snapshot of that artist and day, with the sandbox's name for it.
+struct Snapshots {
+    artists: Vec<(String, String)>,
+}
+
+#[async_trait]
+impl Workload for Snapshots {
+    type Task = artist_monitoring::ArtistMonitoring<backbone::spotify::SpotifyClient>;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let id = &self.artists[i].0;
+        artist_bodies(
+            json!({ "step": "snapshot", "watchlist": RELIABILITY_WATCHLIST, "date": SPOTIFY_DAY, "artists": [id] }),
+            json!({ "artists": [format!("spotify:artist:{id}")], "date": SPOTIFY_DAY, "watchlist": RELIABILITY_WATCHLIST, "step": "snapshot" }),
+        )
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| {
+                json!({ "step": "snapshot", "watchlist": RELIABILITY_WATCHLIST, "date": SPOTIFY_DAY, "artists": [format!("bad-{i}")] })
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("watchlist#{RELIABILITY_WATCHLIST}/{}+0", self.artists[i].0)
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&self.artists[i].0)
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let (id, name) = &self.artists[i];
+        let snapshots = items(db, &format!("artist#{id}"), "snapshot#").await;
+        match snapshots.as_slice() {
+            [] => 0,
+            [one] if one.key.sk == format!("snapshot#{SPOTIFY_DAY}")
+                && one.data["name"].as_str() == Some(name.as_str()) => 1,
+            // Another day, another name, or more than one snapshot: not the one effect.
+            _ => 2,
+        }
+    }
+}
+
+/// data-sync: key `i` syncs the catalog of the sandbox's artist `i`; the effect is the
+/// artist's albums stored, each once, exactly the sandbox's albums of the artist (fewer is a
+/// partial effect), each with its track list.
+struct Catalogs {
+    /// (artist id, its album ids in the sandbox).
+    artists: Vec<(String, Vec<String>)>,
+}
+
+#[async_trait]
+impl Workload for Catalogs {
+    type Task = data_sync::DataSync<backbone::spotify::SpotifyClient>;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let id = &self.artists[i].0;
+        artist_bodies(
+            json!({ "step": "artists", "artists": [id] }),
+            json!({ "continuation": 0, "artists": [format!("https://open.spotify.com/artist/{id}?si=x")], "step": "artists" }),
+        )
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| json!({ "step": "artists", "artists": [format!("bad-{i}")] }).to_string())
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("artists#{}", self.artists[i].0)
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&self.artists[i].0)
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let (id, albums) = &self.artists[i];
+        let stored = items(db, &format!("artist#{id}"), "album#").await;
+        if stored.is_empty() {
+            return 0;
+        }
+        let mut ids: Vec<String> = stored
+            .iter()
+            .filter_map(|item| item.key.sk.strip_prefix("album#").map(str::to_owned))
+            .collect();
+        ids.sort();
+        let mut expected = albums.clone();
+        expected.sort();
+        let mut whole = ids == expected;
+        for album in albums {
+            // Each album's track list is stored beside it (before it, in the task's order).
+            whole &= !items(db, &format!("album#{album}"), "").await.is_empty();
+        }
+        if whole { 1 } else { 2 }
+    }
+}
+
+impl SpotifyRig {
+    /// The artist-monitoring workload over the first `keys` artists of the sandbox.
+    fn snapshots(&self, keys: usize) -> Snapshots {
+        let catalog = self.sandbox().catalog();
+        Snapshots {
+            artists: (0..keys)
+                .map(|i| (catalog.artists[i].id.clone(), catalog.artists[i].name.clone()))
+                .collect(),
+        }
+    }
+
+    /// The data-sync workload over the first `keys` artists, with their albums on day 0.
+    fn catalogs(&self, keys: usize) -> Catalogs {
+        let catalog = self.sandbox().catalog();
+        Catalogs {
+            artists: (0..keys)
+                .map(|i| {
+                    let albums = catalog
+                        .albums_on(i, 0)
+                        .into_iter()
+                        .map(|b| catalog.albums[b].id.clone())
+                        .collect();
+                    (catalog.artists[i].id.clone(), albums)
+                })
+                .collect(),
+        }
+    }
+
+    fn monitoring(&self) -> artist_monitoring::ArtistMonitoring<backbone::spotify::SpotifyClient> {
+        artist_monitoring::ArtistMonitoring {
+            spotify: self.spotify.client.clone(),
+            store: self.store(),
+            events: Arc::new(self.runtime.bus()),
+        }
+    }
+
+    fn data_sync(&self) -> data_sync::DataSync<backbone::spotify::SpotifyClient> {
+        data_sync::DataSync {
+            spotify: self.spotify.client.clone(),
+            store: self.store(),
+            events: Arc::new(self.runtime.bus()),
+        }
+    }
+}
+
+/// The Spotify workloads' runs at `fault_rate` on the harness's ports and the Spotify edge,
+/// and `store_fault_rate` on the task's store.
+async fn run_monitoring(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+    let rig = SpotifyRig::start(keys, fault_rate, store_fault_rate, 41).await;
+    rig.run(&rig.snapshots(keys), keys, idempotency, SpotifyRig::monitoring).await
+}
+
+async fn run_data_sync(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+    let rig = SpotifyRig::start(keys, fault_rate, store_fault_rate, 43).await;
+    rig.run(&rig.catalogs(keys), keys, idempotency, SpotifyRig::data_sync).await
+}
+
+/// The verdict every faulty run must reach: faults and duplicates injected, nothing lost,
+/// duplicated or unexpected, every key accounted for, most of them completed.
+fn assert_exactly_once(name: &str, verdict: &Verdict, keys: usize) {
+    eprintln!("reliability ({name}): {}", json!(verdict));
+    assert!(verdict.faults_injected > 50, "{name}: {verdict:?}");
+    assert!(verdict.duplicates_injected >= 2 * keys, "{name}: {verdict:?}");
+    assert_eq!(
+        (verdict.lost, verdict.duplicated, verdict.unexpected),
+        (0, 0, 0),
+        "{name}: {verdict:?}"
+    );
+    assert_eq!(
+        verdict.effected + verdict.dead_lettered + verdict.effected_then_dead_lettered,
+        keys,
+        "{name}: {verdict:?}"
+    );
+    assert!(verdict.effected * 2 >= keys, "{name}: most keys complete: {verdict:?}");
+}
+
+/// The control every function must fail: with idempotency off, every key shows duplicates.
+fn assert_control_sees_duplicates(name: &str, verdict: &Verdict, keys: usize) {
+    eprintln!("reliability control ({name}): {}", json!(verdict));
+    assert_eq!(verdict.lost, 0, "{name}: {verdict:?}");
+    assert_eq!(verdict.duplicated, keys, "{name}: {verdict:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artist_monitoring_has_one_snapshot_per_artist_under_duplicates_and_faults() {
+    let verdict = run_monitoring(20, true, 0.25, 0.10).await;
+    assert_exactly_once("artist-monitoring", &verdict, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artist_monitoring_without_idempotency_shows_duplicates() {
+    let verdict = run_monitoring(10, false, 0.0, 0.0).await;
+    assert_control_sees_duplicates("artist-monitoring", &verdict, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sync_has_one_catalog_per_artist_under_duplicates_and_faults() {
+    let verdict = run_data_sync(20, true, 0.25, 0.10).await;
+    assert_exactly_once("data-sync", &verdict, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sync_without_idempotency_shows_duplicates() {
+    let verdict = run_data_sync(10, false, 0.0, 0.0).await;
+    assert_control_sees_duplicates("data-sync", &verdict, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ai-content-generation: drafts from stored facts, written by the deterministic template
+// writer (not the local model: the run stays fast) behind the fault layer's text port.
+
+/// Business key `i`'s artist for the content workload.
+fn content_artist(i: usize) -> String {
+    format!("ct{i:020}")
+}
+
+/// ai-content-generation: key `i` asks for a short English bio of artist `i`; the effect is
+/// the draft stored for the artist (its index row and the draft itself), once.
+struct Drafts;
+
+#[async_trait]
+impl Workload for Drafts {
+    type Task = ai_content_generation::ContentGeneration;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let id = content_artist(i);
+        artist_bodies(
+            json!({ "action": "draft", "artist": id, "kind": "bio_short", "language": "en" }),
+            json!({ "language": "en", "kind": "bio_short", "artist": format!("spotify:artist:{id}"), "action": "draft" }),
+        )
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| json!({ "action": "draft", "artist": format!("bad-{i}"), "kind": "bio_short", "language": "en" }).to_string())
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("artist#{}", content_artist(i))
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&content_artist(i))
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let index = items(db, &format!("artist#{}", content_artist(i)), "draft#").await;
+        let mut whole = 0;
+        for row in &index {
+            let id = row.key.sk.trim_start_matches("draft#");
+            let draft = items(db, &format!("draft#{id}"), "draft").await;
+            whole += u64::from(draft.len() == 1);
+        }
+        match (index.len(), whole) {
+            (0, _) => 0,
+            (1, 1) => 1,
+            // Two drafts for one request, or an index row without its draft.
+            (n, _) => n.max(2) as u64,
+        }
+    }
+}
+
+/// The facts a draft is grounded in: the day's snapshot of each artist, stored as
+/// artist-monitoring stores it.
+async fn seed_content_facts(db: &LocalDb, keys: usize, day: NaiveDate) {
+    use backbone::ports::{ItemKey, PutCondition, Store};
+    for i in 0..keys {
+        let artist = content_artist(i);
+        db.put(
+            &ItemKey::new(format!("artist#{artist}"), format!("snapshot#{day}")),
+            &json!({ "artist": artist, "date": day, "name": format!("Artist {i}"),
+                     "followers": 10_000 + i as u64, "popularity": 40, "genres": ["indie pop"],
+                     "releases": [], "unavailable": [] }),
+            PutCondition::Always,
+            None,
+        )
+        .await
+        .expect("the facts are stored");
+    }
+}
+
+/// ai-content-generation on the embedded adapters, faults on the harness's ports, the store
+/// and the text port.
+struct ContentRig {
+    db: LocalDb,
+    clock: Arc<ManualClock>,
+    runtime: LocalRuntime,
+    harness_faults: Arc<FaultPlan>,
+    store_faults: Arc<FaultPlan>,
+    text_faults: Arc<FaultPlan>,
+}
+
+impl ContentRig {
+    async fn start(keys: usize, fault_rate: f64, store_fault_rate: f64) -> Self {
+        let db = LocalDb::in_memory().expect("in-memory database");
+        let start = Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        seed_content_facts(&db, keys, start.date_naive()).await;
+        let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(Capture::new()));
+        runtime.max_receive_count = 25;
+        let harness_faults = FaultPlan::new(fault_rate, 51);
+        runtime.faults = Some(harness_faults.clone());
+        Self {
+            db,
+            clock,
+            runtime,
+            harness_faults,
+            store_faults: FaultPlan::new(store_fault_rate, 52),
+            text_faults: FaultPlan::new(fault_rate, 53),
+        }
+    }
+
+    fn consumer(&self, idempotency: bool) -> LocalFunction<ai_content_generation::ContentGeneration> {
+        let mut config = HarnessConfig::for_task(ai_content_generation::ContentGeneration::NAME);
+        config.idempotency_disabled = !idempotency;
+        self.runtime.harness(
+            ai_content_generation::ContentGeneration {
+                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                events: Arc::new(self.runtime.bus()),
+                generator: Arc::new(Faulty::new(
+                    Arc::new(ai_content_generation::writer::TemplateWriter),
+                    self.text_faults.clone(),
+                )),
+                attempts: ai_content_generation::DEFAULT_ATTEMPTS,
+            },
+            config,
+        )
+    }
+
+    fn queues(&self) -> backbone::local::LocalQueues {
+        self.runtime.queues(ai_content_generation::ContentGeneration::NAME)
+    }
+}
+
+async fn run_content(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+    let rig = ContentRig::start(keys, fault_rate, store_fault_rate).await;
+    let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
+    let mut verdict =
+        checker::run(&Drafts, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    verdict.faults_injected =
+        rig.harness_faults.total() + rig.store_faults.total() + rig.text_faults.total();
+    verdict
+}
+
+/// The kill verdict every function must reach: one effect before the kill, still one after
+/// the redelivery, one completion.
+fn assert_killed_once(name: &str, verdict: checker::KillVerdict) {
+    eprintln!("reliability kill ({name}): {}", json!(verdict));
+    assert_eq!(
+        (verdict.effects_after_kill, verdict.effects_after_redelivery, verdict.completions),
+        (1, 1, 1),
+        "{name}: {verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn ai_content_generation_killed_between_draft_and_completion_drafts_once() {
+    let rig = ContentRig::start(1, 0.0, 0.0).await;
+    let consumer = rig.consumer(true);
+    let verdict = checker::kill_between_effect_and_completion(
+        &Drafts,
+        &consumer,
+        &rig.harness_faults,
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("ai-content-generation", verdict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artist_monitoring_killed_between_snapshot_and_completion_snapshots_once() {
+    let rig = SpotifyRig::start(1, 0.0, 0.0, 41).await;
+    let workload = rig.snapshots(1);
+    let consumer = rig.runtime.harness(rig.monitoring(), HarnessConfig::for_task("artist-monitoring"));
+    let verdict = checker::kill_between_effect_and_completion(
+        &workload,
+        &consumer,
+        &rig.harness_faults,
+        &rig.runtime.queues("artist-monitoring"),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("artist-monitoring", verdict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sync_killed_between_catalog_and_completion_syncs_once() {
+    let rig = SpotifyRig::start(1, 0.0, 0.0, 43).await;
+    let workload = rig.catalogs(1);
+    let consumer = rig.runtime.harness(rig.data_sync(), HarnessConfig::for_task("data-sync"));
+    let verdict = checker::kill_between_effect_and_completion(
+        &workload,
+        &consumer,
+        &rig.harness_faults,
+        &rig.runtime.queues("data-sync"),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("data-sync", verdict);
+}
+
+#[tokio::test]
+async fn ai_content_generation_has_one_draft_per_request_under_duplicates_and_faults() {
+    let verdict = run_content(30, true, 0.25, 0.10).await;
+    assert_exactly_once("ai-content-generation", &verdict, 30);
+}
+
+#[tokio::test]
+async fn ai_content_generation_without_idempotency_shows_duplicates() {
+    let verdict = run_content(10, false, 0.0, 0.0).await;
+    assert_control_sees_duplicates("ai-content-generation", &verdict, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// social-media-sync: the artists' open-data identity graph and platform figures, over real
+// HTTP to the social sandbox, its upstream port behind the fault layer (transport errors,
+// timeouts and 429s).
+
+/// Business key `i`'s artist for the social workload (on the social sandbox's roster).
+fn social_artist(i: usize) -> String {
+    format!("so{i:020}")
+}
+
+/// social-media-sync: key `i` syncs artist `i`'s figures for the day; the effect is the day's
+/// points of the artist's series (each point is one item per platform and metric, so a rerun
+/// writes the same items), and its identity graph.
+struct Figures;
+
+#[async_trait]
+impl Workload for Figures {
+    type Task = social_media_sync::SocialMediaSync;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let id = social_artist(i);
+        artist_bodies(
+            json!({ "step": "sync", "watchlist": RELIABILITY_WATCHLIST, "date": SPOTIFY_DAY, "artists": [id] }),
+            json!({ "artists": [format!("spotify:artist:{id}")], "date": SPOTIFY_DAY, "watchlist": RELIABILITY_WATCHLIST, "step": "sync" }),
+        )
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| json!({ "step": "sync", "watchlist": RELIABILITY_WATCHLIST, "date": SPOTIFY_DAY, "artists": [format!("bad-{i}")] }).to_string())
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("watchlist#{RELIABILITY_WATCHLIST}/{}+0", social_artist(i))
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&social_artist(i))
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let points = items(db, &format!("series#{}", social_artist(i)), &format!("{SPOTIFY_DAY}#")).await;
+        let mut keys: Vec<&str> = points.iter().map(|p| p.key.sk.as_str()).collect();
+        keys.dedup();
+        // Points are keyed by day, platform and metric: a second effect would be a point
+        // stored twice, which the keys forbid; a second run shows in the completions.
+        u64::from(!points.is_empty() && keys.len() == points.len())
+    }
+}
+
+struct SocialRig {
+    db: LocalDb,
+    clock: Arc<ManualClock>,
+    runtime: LocalRuntime,
+    social: music_tasks::social::LocalSocial,
+    harness_faults: Arc<FaultPlan>,
+    store_faults: Arc<FaultPlan>,
+    web_faults: Arc<FaultPlan>,
+}
+
+impl SocialRig {
+    async fn start(keys: usize, fault_rate: f64, store_fault_rate: f64) -> Self {
+        let db = LocalDb::in_memory().expect("in-memory database");
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 6, 0, 0).unwrap(),
+        ));
+        let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(Capture::new()));
+        runtime.max_receive_count = 25;
+        let harness_faults = FaultPlan::new(fault_rate, 61);
+        runtime.faults = Some(harness_faults.clone());
+        let roster: Vec<String> = (0..keys).map(social_artist).collect();
+        let social = music_tasks::social::LocalSocial::from_env(
+            &std::collections::HashMap::<String, String>::new(),
+            roster.clone(),
+        )
+        .await
+        .expect("the social sandbox starts");
+        assert!(social.sandbox.is_some(), "shared/social/fixtures beside the project");
+        let artists: Vec<backbone::validate::ArtistId> = roster
+            .iter()
+            .map(|a| backbone::validate::ArtistId::parse("artist", a).unwrap())
+            .collect();
+        backbone::watchlist::add(
+            &db,
+            &backbone::watchlist::WatchlistName::new(RELIABILITY_WATCHLIST).unwrap(),
+            &artists,
+        )
+        .await
+        .expect("the watchlist is stored");
+        Self {
+            db,
+            clock,
+            runtime,
+            social,
+            harness_faults,
+            store_faults: FaultPlan::new(store_fault_rate, 62),
+            web_faults: FaultPlan::new(fault_rate, 63),
+        }
+    }
+
+    fn consumer(&self, idempotency: bool) -> LocalFunction<social_media_sync::SocialMediaSync> {
+        let mut config = HarnessConfig::for_task(social_media_sync::SocialMediaSync::NAME);
+        config.idempotency_disabled = !idempotency;
+        self.runtime.harness(
+            social_media_sync::SocialMediaSync {
+                web: Arc::new(Faulty::new(self.social.web.clone(), self.web_faults.clone())),
+                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                secrets: self.social.secrets.clone(),
+                events: Arc::new(self.runtime.bus()),
+                clock: Arc::new(backbone::clock::SystemClock),
+                sleeper: Arc::new(social_media_sync::pacing::TokioSleeper),
+                settings: self.social.settings.clone(),
+            },
+            config,
+        )
+    }
+
+    fn queues(&self) -> backbone::local::LocalQueues {
+        self.runtime.queues(social_media_sync::SocialMediaSync::NAME)
+    }
+}
+
+async fn run_social(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+    let rig = SocialRig::start(keys, fault_rate, store_fault_rate).await;
+    let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
+    let mut verdict =
+        checker::run(&Figures, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    verdict.faults_injected =
+        rig.harness_faults.total() + rig.store_faults.total() + rig.web_faults.total();
+    verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn social_media_sync_has_one_sync_per_artist_under_duplicates_and_faults() {
+    let verdict = run_social(12, true, 0.25, 0.05).await;
+    assert_exactly_once("social-media-sync", &verdict, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn social_media_sync_without_idempotency_shows_duplicates() {
+    let verdict = run_social(6, false, 0.0, 0.0).await;
+    assert_control_sees_duplicates("social-media-sync", &verdict, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn social_media_sync_killed_between_figures_and_completion_syncs_once() {
+    let rig = SocialRig::start(1, 0.0, 0.0).await;
+    let consumer = rig.consumer(true);
+    let verdict = checker::kill_between_effect_and_completion(
+        &Figures,
+        &consumer,
+        &rig.harness_faults,
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("social-media-sync", verdict);
+}

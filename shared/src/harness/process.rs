@@ -384,6 +384,7 @@ impl<T: Task> Harness<T> {
         let cx = Cx {
             request_id: invocation.request_id.clone(),
             message_id: unit.message_id.clone(),
+            idempotency_key: key.clone(),
             trace: unit.trace.clone(),
             deadline: invocation.deadline,
             clock: self.ports.clock.clone(),
