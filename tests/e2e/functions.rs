@@ -905,3 +905,187 @@ async fn social_media_sync_killed_between_figures_and_completion_syncs_once() {
     .await;
     assert_killed_once("social-media-sync", verdict);
 }
+
+// ---------------------------------------------------------------------------------------------
+// track-analysis: short synthetic recordings on disk (the local object source reads paths),
+// decoded and analysed for real.
+
+/// Business key `i`'s recording.
+fn track_isrc(i: usize) -> String {
+    format!("QZTAR26{i:05}")
+}
+
+/// A one-second mono 16-bit WAV of a tone whose pitch depends on `i`.
+fn tone_wav(i: usize) -> Vec<u8> {
+    let rate = 22_050u32;
+    let freq = 220.0 + 10.0 * i as f64;
+    let frames = rate as usize;
+    let data_len = (frames * 2) as u32;
+    let mut out = Vec::with_capacity(44 + frames * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for n in 0..frames {
+        let s = (2.0 * std::f64::consts::PI * freq * n as f64 / f64::from(rate)).sin() * 0.5;
+        out.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
+    }
+    out
+}
+
+/// track-analysis: key `i` analyses recording `i` (its ISRC plain, and hyphenated with the
+/// fields reordered); the effect is the stored analysis of the ISRC under the current schema,
+/// of exactly that audio (its SHA-256).
+struct Analyses {
+    dir: tempfile::TempDir,
+    sha256: Vec<String>,
+}
+
+impl Analyses {
+    fn new(keys: usize) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let sha256 = (0..keys)
+            .map(|i| {
+                let bytes = tone_wav(i);
+                std::fs::write(dir.path().join(format!("{i}.wav")), &bytes).expect("written");
+                backbone::hash::sha256_hex(&bytes)
+            })
+            .collect();
+        Self { dir, sha256 }
+    }
+
+    fn audio(&self, i: usize) -> String {
+        self.dir.path().join(format!("{i}.wav")).display().to_string()
+    }
+}
+
+#[async_trait]
+impl Workload for Analyses {
+    type Task = track_analysis::TrackAnalysis;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let isrc = track_isrc(i);
+        let hyphenated = format!("{}-{}-{}-{}", &isrc[..2], &isrc[2..5], &isrc[5..7], &isrc[7..]);
+        vec![
+            json!({ "track": { "isrc": isrc }, "audio": self.audio(i) }).to_string(),
+            json!({ "track": { "isrc": isrc }, "audio": self.audio(i) }).to_string(),
+            json!({ "audio": self.audio(i), "force": false, "track": { "isrc": hyphenated } }).to_string(),
+        ]
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| json!({ "track": { "isrc": format!("not-an-isrc-{i}") }, "audio": self.audio(0) }).to_string())
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("track#isrc:{}", track_isrc(i))
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&track_isrc(i))
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let stored = items(db, &format!("track#isrc:{}", track_isrc(i)), "analysis#").await;
+        match stored.as_slice() {
+            [] => 0,
+            [one] if one.data["sha256"].as_str() == Some(self.sha256[i].as_str()) => 1,
+            _ => 2,
+        }
+    }
+}
+
+struct TrackRig {
+    db: LocalDb,
+    clock: Arc<ManualClock>,
+    runtime: LocalRuntime,
+    harness_faults: Arc<FaultPlan>,
+    store_faults: Arc<FaultPlan>,
+}
+
+impl TrackRig {
+    fn start(fault_rate: f64, store_fault_rate: f64) -> Self {
+        let db = LocalDb::in_memory().expect("in-memory database");
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap(),
+        ));
+        let mut runtime = LocalRuntime::new(db.clone(), clock.clone(), Arc::new(Capture::new()));
+        runtime.max_receive_count = 25;
+        let harness_faults = FaultPlan::new(fault_rate, 71);
+        runtime.faults = Some(harness_faults.clone());
+        Self {
+            db,
+            clock,
+            runtime,
+            harness_faults,
+            store_faults: FaultPlan::new(store_fault_rate, 72),
+        }
+    }
+
+    fn consumer(&self, idempotency: bool) -> LocalFunction<track_analysis::TrackAnalysis> {
+        let mut config = HarnessConfig::for_task(track_analysis::TrackAnalysis::NAME);
+        config.idempotency_disabled = !idempotency;
+        self.runtime.harness(
+            track_analysis::TrackAnalysis {
+                objects: Arc::new(music_tasks::local_objects()),
+                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                events: Arc::new(self.runtime.bus()),
+                limits: track_analysis::decode::Limits::default(),
+            },
+            config,
+        )
+    }
+
+    fn queues(&self) -> backbone::local::LocalQueues {
+        self.runtime.queues(track_analysis::TrackAnalysis::NAME)
+    }
+}
+
+async fn run_tracks(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+    let workload = Analyses::new(keys);
+    let rig = TrackRig::start(fault_rate, store_fault_rate);
+    let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
+    let mut verdict =
+        checker::run(&workload, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    verdict.faults_injected = rig.harness_faults.total() + rig.store_faults.total();
+    verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_analysis_has_one_analysis_per_recording_under_duplicates_and_faults() {
+    let verdict = run_tracks(20, true, 0.25, 0.25).await;
+    assert_exactly_once("track-analysis", &verdict, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_analysis_without_idempotency_shows_duplicates() {
+    let verdict = run_tracks(6, false, 0.0, 0.0).await;
+    assert_control_sees_duplicates("track-analysis", &verdict, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_analysis_killed_between_analysis_and_completion_analyses_once() {
+    let workload = Analyses::new(1);
+    let rig = TrackRig::start(0.0, 0.0);
+    let consumer = rig.consumer(true);
+    let verdict = checker::kill_between_effect_and_completion(
+        &workload,
+        &consumer,
+        &rig.harness_faults,
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("track-analysis", verdict);
+}
