@@ -208,7 +208,10 @@ pub async fn kill_between_effect_and_completion<W: Workload>(
     queues.send(&[message(body)]).await.expect("send");
     plan.hang_next("idempotency.update");
     let killed = tokio::time::timeout(Duration::from_secs(2), consumer.drain(Duration::ZERO)).await;
-    assert!(killed.is_err(), "the invocation hung at its completion and was killed");
+    assert!(
+        killed.is_err(),
+        "the invocation hung at its completion and was killed"
+    );
     let effects_after_kill = workload.effects(db, 0).await;
     for _ in 0..30 {
         // Past the visibility timeout (and the dead invocation's deadline).

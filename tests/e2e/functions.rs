@@ -275,7 +275,10 @@ impl SpotifyRig {
 
     /// The task's store, through the store's fault plan.
     fn store(&self) -> Arc<dyn backbone::ports::Store> {
-        Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone()))
+        Arc::new(Faulty::new(
+            Arc::new(self.db.clone()),
+            self.store_faults.clone(),
+        ))
     }
 
     /// Runs `workload` with two racing consumers of `build`'s task.
@@ -363,8 +366,12 @@ impl Workload for Snapshots {
         let snapshots = items(db, &format!("artist#{id}"), "snapshot#").await;
         match snapshots.as_slice() {
             [] => 0,
-            [one] if one.key.sk == format!("snapshot#{SPOTIFY_DAY}")
-                && one.data["name"].as_str() == Some(name.as_str()) => 1,
+            [one]
+                if one.key.sk == format!("snapshot#{SPOTIFY_DAY}")
+                    && one.data["name"].as_str() == Some(name.as_str()) =>
+            {
+                1
+            }
             // Another day, another name, or more than one snapshot: not the one effect.
             _ => 2,
         }
@@ -433,7 +440,12 @@ impl SpotifyRig {
         let catalog = self.sandbox().catalog();
         Snapshots {
             artists: (0..keys)
-                .map(|i| (catalog.artists[i].id.clone(), catalog.artists[i].name.clone()))
+                .map(|i| {
+                    (
+                        catalog.artists[i].id.clone(),
+                        catalog.artists[i].name.clone(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -474,14 +486,36 @@ impl SpotifyRig {
 
 /// The Spotify workloads' runs at `fault_rate` on the harness's ports and the Spotify edge,
 /// and `store_fault_rate` on the task's store.
-async fn run_monitoring(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+async fn run_monitoring(
+    keys: usize,
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+) -> Verdict {
     let rig = SpotifyRig::start(keys, fault_rate, store_fault_rate, 41).await;
-    rig.run(&rig.snapshots(keys), keys, idempotency, SpotifyRig::monitoring).await
+    rig.run(
+        &rig.snapshots(keys),
+        keys,
+        idempotency,
+        SpotifyRig::monitoring,
+    )
+    .await
 }
 
-async fn run_data_sync(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+async fn run_data_sync(
+    keys: usize,
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+) -> Verdict {
     let rig = SpotifyRig::start(keys, fault_rate, store_fault_rate, 43).await;
-    rig.run(&rig.catalogs(keys), keys, idempotency, SpotifyRig::data_sync).await
+    rig.run(
+        &rig.catalogs(keys),
+        keys,
+        idempotency,
+        SpotifyRig::data_sync,
+    )
+    .await
 }
 
 /// The verdict every faulty run must reach: faults and duplicates injected, nothing lost,
@@ -489,7 +523,10 @@ async fn run_data_sync(keys: usize, idempotency: bool, fault_rate: f64, store_fa
 fn assert_exactly_once(name: &str, verdict: &Verdict, keys: usize) {
     eprintln!("reliability ({name}): {}", json!(verdict));
     assert!(verdict.faults_injected > 50, "{name}: {verdict:?}");
-    assert!(verdict.duplicates_injected >= 2 * keys, "{name}: {verdict:?}");
+    assert!(
+        verdict.duplicates_injected >= 2 * keys,
+        "{name}: {verdict:?}"
+    );
     assert_eq!(
         (verdict.lost, verdict.duplicated, verdict.unexpected),
         (0, 0, 0),
@@ -500,7 +537,10 @@ fn assert_exactly_once(name: &str, verdict: &Verdict, keys: usize) {
         keys,
         "{name}: {verdict:?}"
     );
-    assert!(verdict.effected * 2 >= keys, "{name}: most keys complete: {verdict:?}");
+    assert!(
+        verdict.effected * 2 >= keys,
+        "{name}: most keys complete: {verdict:?}"
+    );
 }
 
 /// The control every function must fail: with idempotency off, every key shows duplicates.
@@ -640,12 +680,18 @@ impl ContentRig {
         }
     }
 
-    fn consumer(&self, idempotency: bool) -> LocalFunction<ai_content_generation::ContentGeneration> {
+    fn consumer(
+        &self,
+        idempotency: bool,
+    ) -> LocalFunction<ai_content_generation::ContentGeneration> {
         let mut config = HarnessConfig::for_task(ai_content_generation::ContentGeneration::NAME);
         config.idempotency_disabled = !idempotency;
         self.runtime.harness(
             ai_content_generation::ContentGeneration {
-                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                store: Arc::new(Faulty::new(
+                    Arc::new(self.db.clone()),
+                    self.store_faults.clone(),
+                )),
                 events: Arc::new(self.runtime.bus()),
                 generator: Arc::new(Faulty::new(
                     Arc::new(ai_content_generation::writer::TemplateWriter),
@@ -658,15 +704,28 @@ impl ContentRig {
     }
 
     fn queues(&self) -> backbone::local::LocalQueues {
-        self.runtime.queues(ai_content_generation::ContentGeneration::NAME)
+        self.runtime
+            .queues(ai_content_generation::ContentGeneration::NAME)
     }
 }
 
-async fn run_content(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+async fn run_content(
+    keys: usize,
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+) -> Verdict {
     let rig = ContentRig::start(keys, fault_rate, store_fault_rate).await;
     let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
-    let mut verdict =
-        checker::run(&Drafts, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    let mut verdict = checker::run(
+        &Drafts,
+        keys,
+        &[&first, &second],
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
     verdict.faults_injected =
         rig.harness_faults.total() + rig.store_faults.total() + rig.text_faults.total();
     verdict
@@ -677,7 +736,11 @@ async fn run_content(keys: usize, idempotency: bool, fault_rate: f64, store_faul
 fn assert_killed_once(name: &str, verdict: checker::KillVerdict) {
     eprintln!("reliability kill ({name}): {}", json!(verdict));
     assert_eq!(
-        (verdict.effects_after_kill, verdict.effects_after_redelivery, verdict.completions),
+        (
+            verdict.effects_after_kill,
+            verdict.effects_after_redelivery,
+            verdict.completions
+        ),
         (1, 1, 1),
         "{name}: {verdict:?}"
     );
@@ -703,7 +766,10 @@ async fn ai_content_generation_killed_between_draft_and_completion_drafts_once()
 async fn artist_monitoring_killed_between_snapshot_and_completion_snapshots_once() {
     let rig = SpotifyRig::start(1, 0.0, 0.0, 41).await;
     let workload = rig.snapshots(1);
-    let consumer = rig.runtime.harness(rig.monitoring(), HarnessConfig::for_task("artist-monitoring"));
+    let consumer = rig.runtime.harness(
+        rig.monitoring(),
+        HarnessConfig::for_task("artist-monitoring"),
+    );
     let verdict = checker::kill_between_effect_and_completion(
         &workload,
         &consumer,
@@ -720,7 +786,9 @@ async fn artist_monitoring_killed_between_snapshot_and_completion_snapshots_once
 async fn data_sync_killed_between_catalog_and_completion_syncs_once() {
     let rig = SpotifyRig::start(1, 0.0, 0.0, 43).await;
     let workload = rig.catalogs(1);
-    let consumer = rig.runtime.harness(rig.data_sync(), HarnessConfig::for_task("data-sync"));
+    let consumer = rig
+        .runtime
+        .harness(rig.data_sync(), HarnessConfig::for_task("data-sync"));
     let verdict = checker::kill_between_effect_and_completion(
         &workload,
         &consumer,
@@ -787,7 +855,12 @@ impl Workload for Figures {
     }
 
     async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
-        let points = items(db, &format!("series#{}", social_artist(i)), &format!("{SPOTIFY_DAY}#")).await;
+        let points = items(
+            db,
+            &format!("series#{}", social_artist(i)),
+            &format!("{SPOTIFY_DAY}#"),
+        )
+        .await;
         let mut keys: Vec<&str> = points.iter().map(|p| p.key.sk.as_str()).collect();
         keys.dedup();
         // Points are keyed by day, platform and metric: a second effect would be a point
@@ -823,7 +896,10 @@ impl SocialRig {
         )
         .await
         .expect("the social sandbox starts");
-        assert!(social.sandbox.is_some(), "shared/social/fixtures beside the project");
+        assert!(
+            social.sandbox.is_some(),
+            "shared/social/fixtures beside the project"
+        );
         let artists: Vec<backbone::validate::ArtistId> = roster
             .iter()
             .map(|a| backbone::validate::ArtistId::parse("artist", a).unwrap())
@@ -851,8 +927,14 @@ impl SocialRig {
         config.idempotency_disabled = !idempotency;
         self.runtime.harness(
             social_media_sync::SocialMediaSync {
-                web: Arc::new(Faulty::new(self.social.web.clone(), self.web_faults.clone())),
-                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                web: Arc::new(Faulty::new(
+                    self.social.web.clone(),
+                    self.web_faults.clone(),
+                )),
+                store: Arc::new(Faulty::new(
+                    Arc::new(self.db.clone()),
+                    self.store_faults.clone(),
+                )),
                 secrets: self.social.secrets.clone(),
                 events: Arc::new(self.runtime.bus()),
                 clock: Arc::new(backbone::clock::SystemClock),
@@ -864,15 +946,28 @@ impl SocialRig {
     }
 
     fn queues(&self) -> backbone::local::LocalQueues {
-        self.runtime.queues(social_media_sync::SocialMediaSync::NAME)
+        self.runtime
+            .queues(social_media_sync::SocialMediaSync::NAME)
     }
 }
 
-async fn run_social(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+async fn run_social(
+    keys: usize,
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+) -> Verdict {
     let rig = SocialRig::start(keys, fault_rate, store_fault_rate).await;
     let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
-    let mut verdict =
-        checker::run(&Figures, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    let mut verdict = checker::run(
+        &Figures,
+        keys,
+        &[&first, &second],
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
     verdict.faults_injected =
         rig.harness_faults.total() + rig.store_faults.total() + rig.web_faults.total();
     verdict
@@ -963,7 +1058,11 @@ impl Analyses {
     }
 
     fn audio(&self, i: usize) -> String {
-        self.dir.path().join(format!("{i}.wav")).display().to_string()
+        self.dir
+            .path()
+            .join(format!("{i}.wav"))
+            .display()
+            .to_string()
     }
 }
 
@@ -973,17 +1072,27 @@ impl Workload for Analyses {
 
     fn bodies(&self, i: usize) -> Vec<String> {
         let isrc = track_isrc(i);
-        let hyphenated = format!("{}-{}-{}-{}", &isrc[..2], &isrc[2..5], &isrc[5..7], &isrc[7..]);
+        let hyphenated = format!(
+            "{}-{}-{}-{}",
+            &isrc[..2],
+            &isrc[2..5],
+            &isrc[5..7],
+            &isrc[7..]
+        );
         vec![
             json!({ "track": { "isrc": isrc }, "audio": self.audio(i) }).to_string(),
             json!({ "track": { "isrc": isrc }, "audio": self.audio(i) }).to_string(),
-            json!({ "audio": self.audio(i), "force": false, "track": { "isrc": hyphenated } }).to_string(),
+            json!({ "audio": self.audio(i), "force": false, "track": { "isrc": hyphenated } })
+                .to_string(),
         ]
     }
 
     fn poison(&self) -> Vec<String> {
         (0..4)
-            .map(|i| json!({ "track": { "isrc": format!("not-an-isrc-{i}") }, "audio": self.audio(0) }).to_string())
+            .map(|i| {
+                json!({ "track": { "isrc": format!("not-an-isrc-{i}") }, "audio": self.audio(0) })
+                    .to_string()
+            })
             .collect()
     }
 
@@ -1038,7 +1147,10 @@ impl TrackRig {
         self.runtime.harness(
             track_analysis::TrackAnalysis {
                 objects: Arc::new(music_tasks::local_objects()),
-                store: Arc::new(Faulty::new(Arc::new(self.db.clone()), self.store_faults.clone())),
+                store: Arc::new(Faulty::new(
+                    Arc::new(self.db.clone()),
+                    self.store_faults.clone(),
+                )),
                 events: Arc::new(self.runtime.bus()),
                 limits: track_analysis::decode::Limits::default(),
             },
@@ -1051,12 +1163,24 @@ impl TrackRig {
     }
 }
 
-async fn run_tracks(keys: usize, idempotency: bool, fault_rate: f64, store_fault_rate: f64) -> Verdict {
+async fn run_tracks(
+    keys: usize,
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+) -> Verdict {
     let workload = Analyses::new(keys);
     let rig = TrackRig::start(fault_rate, store_fault_rate);
     let (first, second) = (rig.consumer(idempotency), rig.consumer(idempotency));
-    let mut verdict =
-        checker::run(&workload, keys, &[&first, &second], &rig.queues(), &rig.clock, &rig.db).await;
+    let mut verdict = checker::run(
+        &workload,
+        keys,
+        &[&first, &second],
+        &rig.queues(),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
     verdict.faults_injected = rig.harness_faults.total() + rig.store_faults.total();
     verdict
 }

@@ -186,7 +186,10 @@ fn converse(answer: Answer) -> Result<(), TestCaseError> {
             prop_assert_eq!(&generation.model, "bedrock:fake.fuzz");
             rendered(&generation.text)?;
         }
-        Err(err) => prop_assert!(!err.to_string().trim().is_empty(), "a refusal without a reason"),
+        Err(err) => prop_assert!(
+            !err.to_string().trim().is_empty(),
+            "a refusal without a reason"
+        ),
     }
     Ok(())
 }
@@ -197,11 +200,20 @@ fn rendered(text: &str) -> Result<(), TestCaseError> {
     for lang in [Language::En, Language::Fr, Language::De] {
         match render(text, &allowed(), lang) {
             Ok(r) => {
-                prop_assert!(!r.text.contains("{{"), "a placeholder survived: {:?}", r.text);
+                prop_assert!(
+                    !r.text.contains("{{"),
+                    "a placeholder survived: {:?}",
+                    r.text
+                );
                 // The sentences (trimmed) are the text, whitespace aside.
                 let bare = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
                 prop_assert_eq!(
-                    bare(&r.sentences.iter().map(|s| s.text.as_str()).collect::<String>()),
+                    bare(
+                        &r.sentences
+                            .iter()
+                            .map(|s| s.text.as_str())
+                            .collect::<String>()
+                    ),
                     bare(&r.text),
                     "the sentences are the text"
                 );
@@ -287,17 +299,27 @@ fn the_fuzz_templates_decode() {
     let wire = wire();
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     for (template, text) in [
-        (tool_answer(), "Meet {{artist.name}}, with {{artist.followers}}."),
+        (
+            tool_answer(),
+            "Meet {{artist.name}}, with {{artist.followers}}.",
+        ),
         (text_answer(), "Meet {{artist.name}}.\nSecond {{artist"),
     ] {
         *wire.answer.lock().unwrap() = (200, None, template.to_string().into_bytes());
-        let g = wire.runtime.block_on(wire.generator.generate(&request())).unwrap();
+        let g = wire
+            .runtime
+            .block_on(wire.generator.generate(&request()))
+            .unwrap();
         assert_eq!(g.text, text);
     }
     assert_eq!(
-        render("Meet {{artist.name}}, with {{artist.followers}}.", &allowed(), Language::En)
-            .unwrap()
-            .text,
+        render(
+            "Meet {{artist.name}}, with {{artist.followers}}.",
+            &allowed(),
+            Language::En
+        )
+        .unwrap()
+        .text,
         "Meet Nova, with 1.2 million followers."
     );
 }

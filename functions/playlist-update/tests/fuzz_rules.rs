@@ -29,7 +29,10 @@ fn check(text: &str) -> Result<(), TestCaseError> {
             prop_assert!(!err.field.trim().is_empty(), "no field named: {err:?}");
             prop_assert!(!err.reason.trim().is_empty(), "no reason given: {err:?}");
             if let Some(line) = err.line {
-                prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "{err:?}");
+                prop_assert!(
+                    line >= 1 && line <= text.lines().count().max(1) + 1,
+                    "{err:?}"
+                );
             }
         }
     }

@@ -270,8 +270,13 @@ impl Task for SocialMediaSync {
                 // The first artist names the message in the audit log (one subject per
                 // business key, as data-sync's `artists#<first>`), the count says how many.
                 let artists = artists.as_slice();
-                let first = artists.first().map_or_else(String::new, ToString::to_string);
-                format!("watchlist#{watchlist}/{first}+{}", artists.len().saturating_sub(1))
+                let first = artists
+                    .first()
+                    .map_or_else(String::new, ToString::to_string);
+                format!(
+                    "watchlist#{watchlist}/{first}+{}",
+                    artists.len().saturating_sub(1)
+                )
             }
         }
     }

@@ -104,7 +104,10 @@ fn decoders() -> Vec<(&'static str, fn(&[u8]) -> Result<(), String>)> {
 fn check_all(body: &[u8]) -> Result<(), TestCaseError> {
     for (name, decode) in decoders() {
         if let Err(reason) = decode(body) {
-            prop_assert!(!reason.trim().is_empty(), "{name}: a refusal without a reason");
+            prop_assert!(
+                !reason.trim().is_empty(),
+                "{name}: a refusal without a reason"
+            );
         }
     }
     Ok(())
@@ -137,12 +140,16 @@ macro_rules! near_valid {
 near_valid!(
     near_valid_musicbrainz_url_lookups_never_panic,
     fixture("musicbrainz_url_lookup_release_rels.json"),
-    |b| musicbrainz::artists_of_url(b).map(|_| ()).map_err(|e| e.to_string())
+    |b| musicbrainz::artists_of_url(b)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 );
 near_valid!(
     near_valid_musicbrainz_artist_relations_never_panic,
     artist_relations(),
-    |b| musicbrainz::artist_urls(b).map(|_| ()).map_err(|e| e.to_string())
+    |b| musicbrainz::artist_urls(b)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 );
 near_valid!(
     near_valid_wikidata_sparql_results_never_panic,
@@ -179,13 +186,13 @@ near_valid!(
 near_valid!(
     near_valid_instagram_discoveries_never_panic,
     fixture("instagram_business_discovery_fields.json"),
-    |b| instagram::discovery(b).map(|_| ()).map_err(|e| e.to_string())
+    |b| instagram::discovery(b)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 );
-near_valid!(
-    near_valid_tiktok_users_never_panic,
-    tiktok_user(),
-    |b| tiktok::user(b).map(|_| ()).map_err(|e| e.to_string())
-);
+near_valid!(near_valid_tiktok_users_never_panic, tiktok_user(), |b| {
+    tiktok::user(b).map(|_| ()).map_err(|e| e.to_string())
+});
 
 proptest! {
     /// Any JSON document, to every decoder.
@@ -224,15 +231,30 @@ fn the_fuzz_templates_decode() {
     );
     assert_eq!(wikidata::items_of(&bytes(sparql_items())).unwrap().len(), 2);
     assert!(wikidata::items_of(&bytes(fixture("wikidata_sparql_results.json"))).is_err());
-    assert!(wikidata::entity("Q20145", &bytes(fixture("wikidata_entitydata_Q20145_iu.json"))).is_ok());
     assert!(
-        !youtube::channels(&bytes(fixture("youtube_channels_list_snippet_statistics.json")))
-            .unwrap()
-            .is_empty()
+        wikidata::entity(
+            "Q20145",
+            &bytes(fixture("wikidata_entitydata_Q20145_iu.json"))
+        )
+        .is_ok()
     );
-    assert!(lastfm::artist(&bytes(fixture("lastfm_artist_getinfo_legiao_urbana_en.json"))).is_ok());
+    assert!(
+        !youtube::channels(&bytes(fixture(
+            "youtube_channels_list_snippet_statistics.json"
+        )))
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        lastfm::artist(&bytes(fixture(
+            "lastfm_artist_getinfo_legiao_urbana_en.json"
+        )))
+        .is_ok()
+    );
     assert!(deezer::artist(&bytes(fixture("deezer_artist_27.json"))).is_ok());
-    assert!(instagram::discovery(&bytes(fixture("instagram_business_discovery_fields.json"))).is_ok());
+    assert!(
+        instagram::discovery(&bytes(fixture("instagram_business_discovery_fields.json"))).is_ok()
+    );
     let user = tiktok::user(&bytes(tiktok_user())).unwrap();
     assert_eq!(user.handle.as_deref(), Some("tiktok"));
 }

@@ -509,7 +509,10 @@ mod tests {
         for _ in 0..60 {
             match web.get(&request).await {
                 Ok(answer) => {
-                    assert_eq!((answer.status, answer.retry_after), (429, Some(Duration::ZERO)));
+                    assert_eq!(
+                        (answer.status, answer.retry_after),
+                        (429, Some(Duration::ZERO))
+                    );
                     throttled += 1;
                 }
                 Err(err) => {
@@ -518,7 +521,10 @@ mod tests {
                 }
             }
         }
-        assert!(throttled > 5 && failed > 5, "{throttled} 429s, {failed} errors");
+        assert!(
+            throttled > 5 && failed > 5,
+            "{throttled} 429s, {failed} errors"
+        );
 
         let text = Faulty::new(Arc::new(Answers), plan.clone());
         let request = TextRequest {
