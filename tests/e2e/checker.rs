@@ -150,12 +150,27 @@ pub async fn run<W: Workload>(
             .any(|l| workload.owns(i, &l.body) && !l.reason.is_empty());
         match (effects, completed) {
             (0, _) if in_dlq => verdict.dead_lettered += 1,
-            (0, _) => verdict.lost += 1,
+            (0, _) => {
+                eprintln!(
+                    "checker: key {i} ({}) lost: no effect, {completed} completions, not in the DLQ",
+                    workload.subject(i)
+                );
+                for r in records.iter().filter(|r| r.subject == workload.subject(i)) {
+                    eprintln!("  {} {} {}", r.action, r.outcome, r.detail);
+                }
+                verdict.lost += 1
+            }
             (1, 1) => verdict.effected += 1,
             // Its effect is whole and once, but every receipt failed before the completion:
             // the message is in the DLQ with its reason, and a redrive completes it.
             (1, 0) if in_dlq => verdict.effected_then_dead_lettered += 1,
-            _ => verdict.duplicated += 1,
+            _ => {
+                eprintln!(
+                    "checker: key {i} ({}) duplicated: {effects} effects, {completed} completions",
+                    workload.subject(i)
+                );
+                verdict.duplicated += 1
+            }
         }
     }
     let refused: BTreeSet<&str> = dead

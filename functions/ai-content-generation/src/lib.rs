@@ -462,7 +462,9 @@ impl ContentGeneration {
     async fn draft(&self, request: DraftRequest, cx: &Cx) -> Result<ContentOutput, ContentError> {
         let id = draft_id(cx.idempotency_key(), cx.now().date_naive(), &request);
         if let Some((existing, _)) = drafts::load(self.store.as_ref(), &id).await? {
-            // A redelivery after the draft was stored: the event again (at least once).
+            // A redelivery after the draft was stored: its index row and the event again (at
+            // least once; the run that stored it may have failed before either).
+            drafts::index(self.store.as_ref(), &existing).await?;
             self.publish_drafted(&existing, cx).await?;
             return Ok(drafted_output(&existing));
         }
