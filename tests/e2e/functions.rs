@@ -1089,9 +1089,8 @@ async fn social_reference(keys: usize) -> Vec<BTreeMap<String, u64>> {
     );
     let personas = rig.social.sandbox.as_ref().expect("the sandbox").personas();
     let mut expected = Vec::new();
-    for i in 0..keys {
+    for (i, persona) in personas.iter().enumerate().take(keys) {
         let points = social_points(&rig.db, i).await;
-        let persona = &personas[i];
         assert_eq!(persona.spotify, social_artist(i));
         for (key, value) in &points {
             assert_eq!(
@@ -1363,4 +1362,47 @@ async fn track_analysis_killed_between_analysis_and_completion_analyses_once() {
     )
     .await;
     assert_killed_once("track-analysis", verdict);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The soak of the real functions: the faulty runs above at `RELIABILITY_SOAK_KEYS` keys each
+// (default 200), ignored in the test command (docs/reliability.md has the command).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the long soak: RELIABILITY_SOAK_KEYS keys per function, minutes"]
+async fn functions_soak() {
+    let keys: usize = std::env::var("RELIABILITY_SOAK_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let started = std::time::Instant::now();
+    assert_exactly_once(
+        "soak streaming-metrics",
+        &run_streaming(keys, true, 0.25, 0.10).await,
+        keys,
+    );
+    assert_exactly_once(
+        "soak artist-monitoring",
+        &run_monitoring(keys, true, 0.25, 0.10).await,
+        keys,
+    );
+    assert_exactly_once(
+        "soak data-sync",
+        &run_data_sync(keys, true, 0.25, 0.10).await,
+        keys,
+    );
+    assert_exactly_once(
+        "soak ai-content-generation",
+        &run_content(keys, true, 0.25, 0.10).await,
+        keys,
+    );
+    let (social, degraded) = run_social(keys, true, 0.25, 0.05).await;
+    assert_exactly_once("soak social-media-sync", &social, keys);
+    eprintln!("soak social-media-sync: {degraded} of {keys} artists with a platform missing");
+    assert_exactly_once(
+        "soak track-analysis",
+        &run_tracks(keys, true, 0.25, 0.25).await,
+        keys,
+    );
+    eprintln!("soak: {keys} keys per function in {:?}", started.elapsed());
 }

@@ -73,9 +73,12 @@ fn sparql_items() -> Value {
     })
 }
 
+/// A decoder over raw bytes: whether it accepted the body, or the refusal's text.
+type Decoder = fn(&[u8]) -> Result<(), String>;
+
 /// Every decoder of a platform response, named, over raw bytes: whether it accepted the
 /// body, or the refusal's text.
-fn decoders() -> Vec<(&'static str, fn(&[u8]) -> Result<(), String>)> {
+fn decoders() -> Vec<(&'static str, Decoder)> {
     fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {
         r.map(|_| ()).map_err(|e| e.to_string())
     }
