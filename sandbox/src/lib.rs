@@ -203,6 +203,12 @@ impl SandboxHandle {
         &self.state.catalog
     }
 
+    /// The track ids of playlist `id` as the sandbox holds it now, in order (the truth a test
+    /// compares with, read without the API); `None` for an unknown playlist.
+    pub fn playlist_tracks(&self, id: &str) -> Option<Vec<String>> {
+        self.state.playlist_tracks(id)
+    }
+
     /// Ids of the playlists: (id, owned by the sandbox user).
     pub fn playlists(&self) -> Vec<(String, bool)> {
         self.state.playlist_ids()

@@ -111,6 +111,14 @@ impl State {
             lock(&self.refresh_revoked).insert(old);
         }
     }
+    pub(crate) fn playlist_tracks(&self, id: &str) -> Option<Vec<String>> {
+        lock(&self.playlists).iter().find(|p| p.id == id).map(|p| {
+            p.items
+                .iter()
+                .filter_map(|(t, _, _)| self.catalog.tracks.get(*t).map(|t| t.id.clone()))
+                .collect()
+        })
+    }
     pub(crate) fn playlist_ids(&self) -> Vec<(String, bool)> {
         lock(&self.playlists)
             .iter()

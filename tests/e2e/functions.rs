@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backbone::clock::ManualClock;
+use backbone::clock::{Clock, ManualClock};
 use backbone::config::HarnessConfig;
 use backbone::harness::Task;
 use backbone::local::faults::{FaultPlan, Faulty};
@@ -1405,4 +1405,254 @@ async fn functions_soak() {
         keys,
     );
     eprintln!("soak: {keys} keys per function in {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// playlist-update: the sandbox user's own playlists, each with stored rules drawing on the
+// reliability watchlist's releases (read from the Spotify sandbox over real HTTP), applied.
+
+/// The audit records of `stream` (every page).
+async fn audit_records(db: &LocalDb, stream: &str) -> Vec<backbone::ports::AuditRecord> {
+    use backbone::ports::AuditStore;
+    let mut records = AuditStore::read(db, stream, 0, 1000).await.expect("audit");
+    while let Some(last) = records.last().map(|r| r.seq) {
+        let more = AuditStore::read(db, stream, last, 1000)
+            .await
+            .expect("audit");
+        if more.is_empty() {
+            break;
+        }
+        records.extend(more);
+    }
+    records
+}
+
+/// playlist-update: key `i` applies the rules of the sandbox user's playlist `i` for the
+/// day. The effect is on Spotify: the sandbox's playlist (read on the sandbox, not through
+/// the adapter) equals the target of the one `applied` run record, which wrote; any other run
+/// record of the day wrote nothing (`unchanged`); at most one `playlist.updated` audit record
+/// (exactly one once completed: [`audited_once`]).
+struct Playlists<'a> {
+    sandbox: &'a spotify_sandbox::SandboxHandle,
+    /// (playlist id, its tracks before the run).
+    playlists: Vec<(String, Vec<String>)>,
+}
+
+#[async_trait]
+impl Workload for Playlists<'_> {
+    type Task = playlist_update::PlaylistUpdate<backbone::spotify::SpotifyClient>;
+
+    fn bodies(&self, i: usize) -> Vec<String> {
+        let id = &self.playlists[i].0;
+        let request = format!("reliability-{i}");
+        vec![
+            json!({ "step": "update", "playlist": id, "apply": true, "date": SPOTIFY_DAY, "request": request }).to_string(),
+            json!({ "step": "update", "playlist": id, "apply": true, "date": SPOTIFY_DAY, "request": request }).to_string(),
+            json!({ "request": request, "date": SPOTIFY_DAY, "apply": true, "playlist": format!("spotify:playlist:{id}"), "step": "update" }).to_string(),
+        ]
+    }
+
+    fn poison(&self) -> Vec<String> {
+        (0..4)
+            .map(|i| json!({ "step": "update", "playlist": format!("bad-{i}"), "apply": true, "date": SPOTIFY_DAY }).to_string())
+            .collect()
+    }
+
+    fn subject(&self, i: usize) -> String {
+        format!("playlist#{}", self.playlists[i].0)
+    }
+
+    fn owns(&self, i: usize, body: &str) -> bool {
+        body.contains(&self.playlists[i].0)
+    }
+
+    async fn effects(&self, db: &LocalDb, i: usize) -> u64 {
+        let (id, before) = &self.playlists[i];
+        let live = self
+            .sandbox
+            .playlist_tracks(id)
+            .expect("the playlist exists");
+        let runs = items(db, &format!("playlist#{id}"), "run#").await;
+        let applied: Vec<_> = runs
+            .iter()
+            .filter(|r| r.data["status"] == "applied")
+            .collect();
+        let others_wrote = runs
+            .iter()
+            .filter(|r| r.data["status"] != "applied")
+            .any(|r| r.data["writes"].as_u64() != Some(0));
+        let updated = audit_records(
+            db,
+            playlist_update::PlaylistUpdate::<backbone::spotify::SpotifyClient>::NAME,
+        )
+        .await
+        .into_iter()
+        .filter(|r| r.action == "playlist.updated" && r.subject == format!("playlist#{id}"))
+        .count();
+        if runs.is_empty() && updated == 0 {
+            // No run: the playlist must be untouched.
+            return if live == *before { 0 } else { 2 };
+        }
+        let target: Option<Vec<String>> = applied
+            .first()
+            .and_then(|r| serde_json::from_value::<Vec<String>>(r.data["target"].clone()).ok());
+        // The audit record comes with the completion, after the effect (so not yet there
+        // after a kill); more than one is a duplicate. `run_playlists` checks there is one.
+        let whole = applied.len() == 1
+            && !others_wrote
+            && updated <= 1
+            && target.as_deref().is_some_and(|t| {
+                t.len() == live.len() && t.iter().zip(&live).all(|(a, b)| a.ends_with(b.as_str()))
+            });
+        if whole {
+            1
+        } else {
+            eprintln!(
+                "playlist {i}: {} runs ({:?}), {updated} playlist.updated records, live {} tracks, target {:?}",
+                runs.len(),
+                runs.iter()
+                    .map(|r| (r.data["status"].clone(), r.data["writes"].clone()))
+                    .collect::<Vec<_>>(),
+                live.len(),
+                target.as_ref().map(Vec::len)
+            );
+            2
+        }
+    }
+}
+
+/// The rules of playlist `id`: ten tracks from the reliability watchlist's releases.
+fn playlist_rules(id: &str, i: usize) -> String {
+    format!(
+        "version: 1\nplaylist: {id}\nname: reliability {i}\nsources:\n  - watchlist_releases: {RELIABILITY_WATCHLIST}\n\
+         constraints:\n  length:\n    tracks: 10\n  max_per_artist: 3\n  min_artist_gap: 1\n\
+         objectives:\n  transitions: 1.0\nseed: {i}\n"
+    )
+}
+
+impl SpotifyRig {
+    /// The playlist-update workload over the sandbox user's first `keys` playlists, their
+    /// rules stored (on the database itself, no faults).
+    async fn playlists(&self, keys: usize) -> Playlists<'_> {
+        let owned: Vec<String> = self
+            .sandbox()
+            .playlists()
+            .into_iter()
+            .filter(|(_, owned)| *owned)
+            .map(|(id, _)| id)
+            .take(keys)
+            .collect();
+        assert_eq!(owned.len(), keys, "the sandbox user owns {keys} playlists");
+        let mut playlists = Vec::new();
+        for (i, id) in owned.into_iter().enumerate() {
+            let text = playlist_rules(&id, i);
+            let rules = playlist_update::rules::RuleFile::parse(&text).expect("valid rules");
+            playlist_update::state::save_rules(&self.db, &text, &rules, self.clock.now())
+                .await
+                .expect("the rules are stored");
+            let before = self
+                .sandbox()
+                .playlist_tracks(&id)
+                .expect("the playlist exists");
+            playlists.push((id, before));
+        }
+        Playlists {
+            sandbox: self.sandbox(),
+            playlists,
+        }
+    }
+
+    fn playlist_update(&self) -> playlist_update::PlaylistUpdate<backbone::spotify::SpotifyClient> {
+        playlist_update::PlaylistUpdate {
+            spotify: self.spotify.client.clone(),
+            store: self.store(),
+            events: Arc::new(self.runtime.bus()),
+        }
+    }
+}
+
+/// The sandbox user's playlists under the checker: `PLAYLIST_KEYS` of them, over the releases
+/// of the first `PLAYLIST_ARTISTS` artists.
+const PLAYLIST_KEYS: usize = 4;
+const PLAYLIST_ARTISTS: usize = 6;
+
+/// How many of `workload`'s playlists have exactly one `playlist.updated` audit record.
+async fn audited_once(workload: &Playlists<'_>, db: &LocalDb) -> usize {
+    let records = audit_records(db, "playlist-update").await;
+    workload
+        .playlists
+        .iter()
+        .filter(|(id, _)| {
+            records
+                .iter()
+                .filter(|r| r.action == "playlist.updated" && r.subject == format!("playlist#{id}"))
+                .count()
+                == 1
+        })
+        .count()
+}
+
+/// The playlist workload's run (harness and store faults at the given rates, the Spotify edge
+/// at `edge_rate`: every message makes dozens of Spotify calls), and how many playlists have
+/// exactly one `playlist.updated` audit record.
+async fn run_playlists(
+    idempotency: bool,
+    fault_rate: f64,
+    store_fault_rate: f64,
+    edge_rate: f64,
+) -> (Verdict, usize) {
+    let rig = SpotifyRig::start(PLAYLIST_ARTISTS, fault_rate, store_fault_rate, 47).await;
+    rig.sandbox().set_faults(spotify_edge_faults(edge_rate));
+    let workload = rig.playlists(PLAYLIST_KEYS).await;
+    let verdict = rig
+        .run(
+            &workload,
+            PLAYLIST_KEYS,
+            idempotency,
+            SpotifyRig::playlist_update,
+        )
+        .await;
+    let audited = audited_once(&workload, &rig.db).await;
+    (verdict, audited)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_update_applies_each_playlist_once_under_duplicates_and_faults() {
+    let (verdict, audited) = run_playlists(true, 0.25, 0.10, 0.05).await;
+    assert_exactly_once("playlist-update", &verdict, PLAYLIST_KEYS);
+    assert_eq!(
+        audited, verdict.effected,
+        "one playlist.updated per applied playlist"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_update_without_idempotency_shows_duplicates() {
+    let (verdict, _) = run_playlists(false, 0.0, 0.0, 0.0).await;
+    assert_control_sees_duplicates("playlist-update", &verdict, PLAYLIST_KEYS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_update_killed_between_writes_and_completion_applies_once() {
+    let rig = SpotifyRig::start(PLAYLIST_ARTISTS, 0.0, 0.0, 47).await;
+    let workload = rig.playlists(1).await;
+    let consumer = rig.runtime.harness(
+        rig.playlist_update(),
+        HarnessConfig::for_task("playlist-update"),
+    );
+    let verdict = checker::kill_between_effect_and_completion(
+        &workload,
+        &consumer,
+        &rig.harness_faults,
+        &rig.runtime.queues("playlist-update"),
+        &rig.clock,
+        &rig.db,
+    )
+    .await;
+    assert_killed_once("playlist-update", verdict);
+    assert_eq!(
+        audited_once(&workload, &rig.db).await,
+        1,
+        "the retry audits the killed run's writes"
+    );
 }
