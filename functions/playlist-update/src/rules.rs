@@ -20,6 +20,8 @@ pub const RULES_VERSION: u32 = 1;
 pub const MAX_TRACKS: u32 = 1_000;
 /// Most sources one rule file may name.
 pub const MAX_SOURCES: usize = 50;
+/// Most markets a `markets` filter may name (there are fewer than 250 country codes).
+pub const MAX_MARKETS: usize = 250;
 /// Longest time budget a run may ask for, milliseconds.
 pub const MAX_TIME_BUDGET_MS: u64 = 60_000;
 
@@ -233,6 +235,11 @@ pub struct Filters {
     /// Drop tracks already in one of these playlists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_in_playlists: Vec<PlaylistId>,
+    /// Keep tracks playable in every one of these markets (ISO 3166-1 alpha-2 codes, such as
+    /// `GB`): a track Spotify lists elsewhere only, or marks restricted, is dropped. Tracks of
+    /// the synced catalog carry no market list and pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markets: Vec<String>,
     /// Lowest tempo, BPM (tracks without a measured tempo pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tempo: Option<f64>,
@@ -646,6 +653,20 @@ impl RuleFile {
                 "filters.min_energy",
                 format!("{lo} is above max_energy {hi}"),
             ));
+        }
+        if f.markets.len() > MAX_MARKETS {
+            return Err(bad(
+                "filters.markets",
+                format!("at most {MAX_MARKETS} markets, found {}", f.markets.len()),
+            ));
+        }
+        for (i, market) in f.markets.iter().enumerate() {
+            if market.len() != 2 || !market.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad(
+                    &format!("filters.markets[{i}]"),
+                    format!("{market:?} is not an ISO 3166-1 alpha-2 code such as GB"),
+                ));
+            }
         }
         for (i, word) in f.exclude_titles.iter().enumerate() {
             if normalise(word).is_empty() {
