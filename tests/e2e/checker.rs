@@ -122,6 +122,9 @@ pub async fn run<W: Workload>(
     assert_eq!(queues.depth().await.expect("depth"), 0, "the queue drained");
 
     let dead = queues.dead_letters().await.expect("dead letters");
+    for letter in &dead {
+        eprintln!("dead letter ({}): {}", W::Task::NAME, letter.reason);
+    }
     let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
         .await
         .expect("audit");
