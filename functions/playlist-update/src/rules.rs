@@ -494,6 +494,15 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|n| n + 1)
 }
 
+/// `text` with CRLF and lone CR line ends written as LF, the line breaks of YAML 1.2 (§5.4).
+pub fn normalise_line_ends(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 impl RuleFile {
     /// Parses and checks a rule file.
     pub fn parse(text: &str) -> Result<Self, RuleError> {
@@ -504,6 +513,10 @@ impl RuleFile {
                 reason: "a rule file is at most 1 MB".into(),
             });
         }
+        // YAML breaks lines at LF, CRLF and a lone CR; `str::lines` (used for the lines of the
+        // cross-field errors) breaks only at LF. One line end for both, so every reported
+        // line is the one an editor shows.
+        let text = &normalise_line_ends(text);
         let rules: RuleFile = serde_yaml_ng::from_str(text).map_err(|err| {
             let line = err.location().map(|l| l.line());
             let message = err.to_string();
@@ -920,6 +933,36 @@ constraints:
         assert_eq!(err.line, Some(13), "{err}");
         assert!(err.field.contains("constraints"), "{err}");
         assert!(err.reason.contains("max_per_artsit"), "{err}");
+    }
+
+    #[test]
+    fn lone_cr_and_crlf_line_ends_give_the_editor_line() {
+        // A type error (the YAML decoder's line) and a contradiction (found after parsing,
+        // located by key): both on line 12/13 whatever the line ends.
+        for end in ["\r", "\r\n"] {
+            let typed = GOOD
+                .replace("tracks: 30", "tracks: thirty")
+                .replace('\n', end);
+            let err = RuleFile::parse(&typed).unwrap_err();
+            assert_eq!(err.line, Some(12), "{end:?}: {err}");
+            assert_eq!(err.field, "constraints.length.tracks", "{end:?}: {err}");
+            let crossed = GOOD
+                .replace("max_per_artist: 2", "max_per_artist: 12")
+                .replace('\n', end);
+            let err = RuleFile::parse(&crossed).unwrap_err();
+            assert_eq!(err.field, "constraints.max_per_artist", "{end:?}: {err}");
+            assert_eq!(err.line, Some(13), "{end:?}: {err}");
+        }
+        // Mixed: a lone CR inside the file moves every later line down by one, as in an editor.
+        let mixed = GOOD
+            .replacen('\n', "\r", 1)
+            .replace("max_per_artist: 2", "max_per_artist: 12");
+        let err = RuleFile::parse(&mixed).unwrap_err();
+        assert_eq!(err.line, Some(13), "{err}");
+        let lone = "version: 1\r\rplaylist: 37i9dQZF1DXcBWIGoYBM5M\rname: x\rbogus: 1\r";
+        let err = RuleFile::parse(lone).unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.reason.contains("bogus"), "{err}");
     }
 
     #[test]
