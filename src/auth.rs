@@ -21,11 +21,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The scopes the functions need: data-sync reads listening history and the user's private
-/// and collaborative playlists; artist-monitoring needs none (catalog data only).
+/// and collaborative playlists; playlist-update writes the user's public and private
+/// playlists; artist-monitoring needs none (catalog data only).
 pub const SCOPES: &[&str] = &[
     "user-read-recently-played",
     "playlist-read-private",
     "playlist-read-collaborative",
+    "playlist-modify-public",
+    "playlist-modify-private",
 ];
 
 /// The path the loopback listener answers.

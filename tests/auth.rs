@@ -113,10 +113,17 @@ async fn auth_stores_the_fresh_refresh_token_in_the_local_secrets_file() {
     let url = reqwest::Url::parse(&run.url).unwrap();
     let pairs: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(url.path(), "/authorize");
-    assert!(
-        pairs["scope"].contains("user-read-recently-played"),
-        "{url}"
-    );
+    // Every scope a function needs, playlist-update's writes included, space-separated.
+    let asked: Vec<&str> = pairs["scope"].split(' ').collect();
+    for scope in [
+        "user-read-recently-played",
+        "playlist-read-private",
+        "playlist-read-collaborative",
+        "playlist-modify-public",
+        "playlist-modify-private",
+    ] {
+        assert!(asked.contains(&scope), "{scope} not asked: {url}");
+    }
     assert!(
         pairs["redirect_uri"].starts_with("http://127.0.0.1:"),
         "{url}"
