@@ -2,7 +2,9 @@
 //! function (so every change is validated and audited as a message would be), and read drafts.
 //!
 //! The generator is chosen by `TEXT_GENERATOR`: `local` (default: the embedded SmolLM2 model,
-//! fetched by `scripts/fetch-model.sh`) or `template` (deterministic sentences, no model).
+//! fetched by `scripts/fetch-model.sh`), `template` (deterministic sentences, no model) or
+//! `openai` (an OpenAI-compatible chat completions endpoint: `OPENAI_BASE_URL`, `OPENAI_MODEL`,
+//! `OPENAI_API_KEY`, see `backbone::openai`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use backbone::config::{ConfigError, EnvSource, optional, parse_or};
 use backbone::harness::Outcome;
 use backbone::local::{Invoke, LocalDb};
+use backbone::openai::{OpenAiConfig, OpenAiGenerator};
 use backbone::ports::TextGenerator;
 use backbone::validate::ArtistId;
 use clap::Subcommand;
@@ -112,9 +115,17 @@ pub fn generator(env: &dyn EnvSource) -> Result<Arc<dyn TextGenerator>, ConfigEr
             )))
         }
         Some("template") => Ok(Arc::new(TemplateWriter)),
+        Some("openai") => {
+            let config = OpenAiConfig::from_env(env)?;
+            let generator = OpenAiGenerator::new(config).map_err(|e| ConfigError::Malformed {
+                name: "OPENAI_BASE_URL",
+                reason: e.to_string(),
+            })?;
+            Ok(Arc::new(generator))
+        }
         Some(_) => Err(ConfigError::Malformed {
             name: "TEXT_GENERATOR",
-            reason: "must be `local` or `template`".into(),
+            reason: "must be `local`, `template` or `openai`".into(),
         }),
     }
 }

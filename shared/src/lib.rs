@@ -29,6 +29,8 @@ pub mod idempotency;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod objects;
+#[cfg(feature = "openai")]
+pub mod openai;
 pub mod ports;
 pub mod secrets_cache;
 pub mod series;

@@ -5,7 +5,9 @@
 //! - `artist#<id>` / `snapshot#<date>` (artist-monitoring): name, followers, popularity,
 //!   genres, releases; and the snapshot 28 days earlier, for declared growth derivations;
 //! - `track#<key>` / `analysis#v1` (track-analysis): tempo, key, loudness, duration;
-//! - `playlist#<id>` / `meta` (data-sync): name and number of tracks.
+//! - `playlist#<id>` / `meta` (data-sync): name and number of tracks;
+//! - `streams-artist#<id>` (streaming-metrics): the rolling 28 days of streams per source;
+//! - `series#<id>` (social-media-sync): the newest audience figure per platform.
 //!
 //! A value the store does not hold is not a fact: a missing follower count is absent from the
 //! sheet, never zero.
@@ -230,6 +232,11 @@ pub async fn load(
     let mut facts = Vec::new();
     if let Some(artist) = scope.artist {
         artist_facts(store, artist, scope.release, today, &mut facts).await?;
+        // Audience figures beside the Spotify snapshot, only for an artist the store knows.
+        if facts.iter().any(|f| f.id == "artist.name") {
+            streaming_facts(store, artist, today, &mut facts).await?;
+            social_facts(store, artist, today, &mut facts).await?;
+        }
     }
     for (i, track) in scope.tracks.iter().enumerate() {
         track_facts(store, i, track, &mut facts).await?;
@@ -399,6 +406,133 @@ async fn artist_facts(
             source: "artist-monitoring snapshot".into(),
             as_of: then,
             priority: 6,
+        });
+    }
+    Ok(())
+}
+
+/// Streaming sources put on a sheet (the largest figures).
+pub const MAX_STREAM_SOURCES: usize = 2;
+/// The window of the streaming figures, days (streaming-metrics' rolling window).
+pub const STREAM_WINDOW_DAYS: u64 = 28;
+
+/// The artist's streams over the rolling window, per source (streaming-metrics' rollups).
+async fn streaming_facts(
+    store: &dyn Store,
+    artist: &ArtistId,
+    today: NaiveDate,
+    facts: &mut Vec<Fact>,
+) -> Result<(), PortError> {
+    let Ok(id) = backbone::validate::SpotifyId::new(artist.as_str()) else {
+        return Ok(());
+    };
+    let mut recent = streaming_metrics::rollups::artist_recent(
+        store,
+        &id,
+        streaming_metrics::model::Metric::Streams,
+        today,
+    )
+    .await?;
+    // A negative total (a restatement below zero) is a data error, not a figure to publish.
+    recent.retain(|r| r.rolling_28 > 0);
+    recent.sort_by_key(|r| std::cmp::Reverse(r.rolling_28));
+    let Some(newest) = recent.iter().map(|r| r.last_day).max() else {
+        return Ok(());
+    };
+    facts.push(Fact {
+        id: "streams.window_days".into(),
+        label: "days in each streaming window".into(),
+        value: FactValue::Count {
+            value: STREAM_WINDOW_DAYS,
+        },
+        unit: Unit::None,
+        source: "streaming-metrics rollups".into(),
+        as_of: newest,
+        priority: 3,
+    });
+    for (i, r) in recent.into_iter().take(MAX_STREAM_SOURCES).enumerate() {
+        facts.push(Fact {
+            id: format!("streams.{i}.window"),
+            label: format!(
+                "streams over the window ending on the newest report, from {}",
+                r.source
+            ),
+            value: FactValue::Count {
+                // Positive, checked above.
+                value: r.rolling_28.unsigned_abs(),
+            },
+            unit: Unit::Streams,
+            source: format!("streaming-metrics rollups ({})", r.source),
+            as_of: r.last_day,
+            priority: 3 + i as u8,
+        });
+    }
+    Ok(())
+}
+
+/// The audience metrics of other platforms a sheet may state: sizes, not cumulative counters
+/// (views, plays and likes read ambiguously without their period).
+const SOCIAL_AUDIENCES: [(&str, &str, Unit, &str); 5] = [
+    (
+        "youtube",
+        "subscribers",
+        Unit::YoutubeSubscribers,
+        "YouTube subscribers",
+    ),
+    (
+        "lastfm",
+        "listeners",
+        Unit::LastfmListeners,
+        "Last.fm listeners",
+    ),
+    ("deezer", "fans", Unit::DeezerFans, "Deezer fans"),
+    (
+        "instagram",
+        "followers",
+        Unit::InstagramFollowers,
+        "Instagram followers",
+    ),
+    (
+        "tiktok",
+        "followers",
+        Unit::TiktokFollowers,
+        "TikTok followers",
+    ),
+];
+
+/// Days back a social figure may date from and still be stated.
+pub const SOCIAL_MAX_AGE_DAYS: i64 = 28;
+
+/// The newest audience figure per platform that social-media-sync stored (the series store).
+async fn social_facts(
+    store: &dyn Store,
+    artist: &ArtistId,
+    today: NaiveDate,
+    facts: &mut Vec<Fact>,
+) -> Result<(), PortError> {
+    let from = today - chrono::Duration::days(SOCIAL_MAX_AGE_DAYS);
+    let series = backbone::series::load(store, artist, from, today).await?;
+    for (platform, metric, unit, label) in SOCIAL_AUDIENCES {
+        let Some(point) = series
+            .get(&(platform.to_owned(), metric.to_owned()))
+            .and_then(|points| points.last())
+        else {
+            continue;
+        };
+        let label = match point.precision {
+            backbone::series::Precision::Exact => label.to_owned(),
+            backbone::series::Precision::SignificantFigures { .. } => {
+                format!("{label} (as rounded by the platform)")
+            }
+        };
+        facts.push(Fact {
+            id: format!("social.{platform}.{metric}"),
+            label,
+            value: FactValue::Count { value: point.value },
+            unit,
+            source: format!("social-media-sync ({})", point.source),
+            as_of: point.as_of,
+            priority: 5,
         });
     }
     Ok(())

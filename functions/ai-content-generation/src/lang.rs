@@ -235,12 +235,31 @@ pub enum Unit {
     Lufs,
     /// Spotify popularity, out of 100.
     Popularity,
+    /// YouTube channel subscribers (rounded by YouTube).
+    YoutubeSubscribers,
+    /// Last.fm listeners.
+    LastfmListeners,
+    /// Deezer fans.
+    DeezerFans,
+    /// Instagram followers.
+    InstagramFollowers,
+    /// TikTok followers.
+    TiktokFollowers,
     /// No unit (text, dates, durations, percentages).
     None,
 }
 
 /// Every unit with a noun (for unit-swap tests).
-pub const COUNTED_UNITS: [Unit; 3] = [Unit::Followers, Unit::Streams, Unit::Tracks];
+pub const COUNTED_UNITS: [Unit; 8] = [
+    Unit::Followers,
+    Unit::Streams,
+    Unit::Tracks,
+    Unit::YoutubeSubscribers,
+    Unit::LastfmListeners,
+    Unit::DeezerFans,
+    Unit::InstagramFollowers,
+    Unit::TiktokFollowers,
+];
 
 impl Unit {
     /// The unit's noun or symbol for `n` of it in `lang`, or `None` for unitless values.
@@ -264,6 +283,36 @@ impl Unit {
             (Unit::Tracks, Fr, false) => "titres",
             (Unit::Tracks, De, true) => "Titel",
             (Unit::Tracks, De, false) => "Titel",
+            // The other platforms' audiences name the platform, so that no figure of one
+            // reads as another's (a French `abonnés` alone would be both Spotify's and
+            // YouTube's).
+            (Unit::YoutubeSubscribers, En, true) => "YouTube subscriber",
+            (Unit::YoutubeSubscribers, En, false) => "YouTube subscribers",
+            (Unit::YoutubeSubscribers, Fr, true) => "abonné YouTube",
+            (Unit::YoutubeSubscribers, Fr, false) => "abonnés YouTube",
+            (Unit::YoutubeSubscribers, De, true) => "YouTube-Abonnent",
+            (Unit::YoutubeSubscribers, De, false) => "YouTube-Abonnenten",
+            (Unit::LastfmListeners, En, true) => "Last.fm listener",
+            (Unit::LastfmListeners, En, false) => "Last.fm listeners",
+            (Unit::LastfmListeners, Fr, true) => "auditeur Last.fm",
+            (Unit::LastfmListeners, Fr, false) => "auditeurs Last.fm",
+            (Unit::LastfmListeners, De, _) => "Last.fm-Hörer",
+            (Unit::DeezerFans, En, true) => "Deezer fan",
+            (Unit::DeezerFans, En, false) => "Deezer fans",
+            (Unit::DeezerFans, Fr, true) => "fan Deezer",
+            (Unit::DeezerFans, Fr, false) => "fans Deezer",
+            (Unit::DeezerFans, De, true) => "Deezer-Fan",
+            (Unit::DeezerFans, De, false) => "Deezer-Fans",
+            (Unit::InstagramFollowers, En, true) => "Instagram follower",
+            (Unit::InstagramFollowers, En, false) => "Instagram followers",
+            (Unit::InstagramFollowers, Fr, true) => "abonné Instagram",
+            (Unit::InstagramFollowers, Fr, false) => "abonnés Instagram",
+            (Unit::InstagramFollowers, De, _) => "Instagram-Follower",
+            (Unit::TiktokFollowers, En, true) => "TikTok follower",
+            (Unit::TiktokFollowers, En, false) => "TikTok followers",
+            (Unit::TiktokFollowers, Fr, true) => "abonné TikTok",
+            (Unit::TiktokFollowers, Fr, false) => "abonnés TikTok",
+            (Unit::TiktokFollowers, De, _) => "TikTok-Follower",
             (Unit::Bpm, _, _) => "BPM",
             (Unit::Lufs, _, _) => "LUFS",
             (Unit::Popularity, _, _) => "/100",

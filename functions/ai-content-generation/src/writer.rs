@@ -66,8 +66,32 @@ fn sentence(lang: Language, id: &str, ids: &[String]) -> Option<String> {
         (Language::En, "growth") => "Follower change over the last weeks: {{growth}}.",
         (Language::Fr, "growth") => "Évolution des abonnés ces dernières semaines : {{growth}}.",
         (Language::De, "growth") => "Entwicklung der Follower in den letzten Wochen: {{growth}}.",
+        (Language::En, "streams.0.window") if has("streams.window_days") => {
+            "Fans streamed the music {{streams.0.window}} over the last {{streams.window_days}} days of reports."
+        }
+        (Language::Fr, "streams.0.window") if has("streams.window_days") => {
+            "Sa musique a cumulé {{streams.0.window}} sur les {{streams.window_days}} derniers jours de relevés."
+        }
+        (Language::De, "streams.0.window") if has("streams.window_days") => {
+            "In den letzten {{streams.window_days}} Tagen der Berichte kam die Musik auf {{streams.0.window}}."
+        }
+        (Language::En, "social") => "Beyond Spotify: {{social}}.",
+        (Language::Fr, "social") => "Au-delà de Spotify : {{social}}.",
+        (Language::De, "social") => "Jenseits von Spotify: {{social}}.",
         _ => return None,
     };
+    if id == "social" {
+        // One sentence lists every platform's audience the sheet holds.
+        let list: Vec<String> = ids
+            .iter()
+            .filter(|i| i.starts_with("social."))
+            .map(|i| format!("{{{{{i}}}}}"))
+            .collect();
+        if list.is_empty() {
+            return None;
+        }
+        return Some(s.replace("{{social}}", &list.join(", ")));
+    }
     Some(s.to_owned())
 }
 
@@ -100,13 +124,18 @@ pub fn write(kind: Kind, lang: Language, ids: &[String], words: usize) -> String
         "artist.genres",
         "artist.followers",
         "growth",
+        "streams.0.window",
+        "social",
         "track.0.tempo",
         "artist.popularity",
     ];
     for id in order {
-        if ids.iter().any(|x| x == id)
-            && let Some(s) = sentence(lang, id, ids)
-        {
+        let present = if id == "social" {
+            ids.iter().any(|x| x.starts_with("social."))
+        } else {
+            ids.iter().any(|x| x == id)
+        };
+        if present && let Some(s) = sentence(lang, id, ids) {
             let so_far: usize = parts.iter().map(|p| p.split_whitespace().count()).sum();
             if so_far + s.split_whitespace().count() > words && !parts.is_empty() {
                 break;

@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ai_content_generation::drafts::{self, Draft, Status};
+use ai_content_generation::ContentGeneration;
+use ai_content_generation::drafts::Status;
 use ai_content_generation::writer::TemplateWriter;
-use ai_content_generation::{ContentGeneration, DEFAULT_ATTEMPTS};
 use async_trait::async_trait;
 use backbone::clock::SystemClock;
 use backbone::config::HarnessConfig;
 use backbone::harness::Outcome;
-use backbone::local::{Invoke, LocalBus, LocalDb, LocalRuntime};
+use backbone::local::{LocalBus, LocalDb, LocalRuntime};
 use backbone::ports::{
     AuditStore, Generation, ItemKey, PutCondition, StopReason, Store, TextError, TextGenerator,
     TextRequest,
@@ -20,7 +20,9 @@ use backbone::ports::{
 use backbone::telemetry::Capture;
 use serde_json::{Value, json};
 
-const ARTIST: &str = "0TnOYISbd1XYRBk9myaseg";
+mod support;
+
+use support::{ARTIST, App, completed, full_artist, invoke, new_app, snapshot, stored};
 
 /// A generator that answers from a script, recording the requests it got.
 struct Scripted {
@@ -66,89 +68,6 @@ impl TextGenerator for Scripted {
             .pop_front()
             .unwrap_or_else(|| answer("{{artist.name}}.", StopReason::EndTurn))
     }
-}
-
-struct App {
-    db: LocalDb,
-    function: Box<dyn Invoke>,
-}
-
-fn new_app(generator: Arc<dyn TextGenerator>) -> App {
-    let db = LocalDb::in_memory().unwrap();
-    let runtime = LocalRuntime::new(
-        db.clone(),
-        Arc::new(SystemClock),
-        Arc::new(Capture::default()),
-    );
-    let task = ContentGeneration {
-        store: Arc::new(db.clone()),
-        events: Arc::new(runtime.bus()),
-        generator,
-        attempts: DEFAULT_ATTEMPTS,
-    };
-    let function =
-        Box::new(runtime.harness(task, HarnessConfig::for_task("ai-content-generation")));
-    App { db, function }
-}
-
-fn sqs(bodies: &[Value]) -> Value {
-    json!({"Records": bodies.iter().enumerate().map(|(i, body)| json!({
-        "messageId": format!("m{i}-{}", body.to_string().len()),
-        "receiptHandle": format!("r{i}"),
-        "body": body.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764061200000",
-                        "SenderId": "A", "ApproximateFirstReceiveTimestamp": "1764061200010"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:ai-content-generation",
-        "awsRegion": "eu-west-1"
-    })).collect::<Vec<_>>()})
-}
-
-async fn snapshot(db: &LocalDb, date: &str, doc: Value) {
-    db.put(
-        &ItemKey::new(format!("artist#{ARTIST}"), format!("snapshot#{date}")),
-        &doc,
-        PutCondition::Always,
-        None,
-    )
-    .await
-    .unwrap();
-}
-
-async fn full_artist(db: &LocalDb) {
-    let today = chrono::Utc::now().date_naive();
-    let earlier = today - chrono::Duration::days(30);
-    snapshot(db, &earlier.to_string(), json!({"artist": ARTIST, "date": earlier, "name": "Nova Lane",
-        "followers": 1_100_000, "popularity": 55, "genres": ["indie pop"], "releases": [], "unavailable": []})).await;
-    snapshot(
-        db,
-        &today.to_string(),
-        json!({"artist": ARTIST, "date": today, "name": "Nova Lane",
-        "followers": 1_234_567, "popularity": 57, "genres": ["indie pop", "dream pop"],
-        "releases": [
-            {"id": "album1", "name": "Blue Hour", "group": "album", "release_date": "2026-03-05"},
-            {"id": "album0", "name": "Early Days", "group": "single", "release_date": "2024"}
-        ], "unavailable": []}),
-    )
-    .await;
-}
-
-async fn invoke(app: &App, body: Value) -> Outcome {
-    let report = app.function.invoke(sqs(&[body])).await.unwrap();
-    report.messages.into_iter().next().unwrap().1
-}
-
-fn completed(outcome: Outcome) -> Value {
-    match outcome {
-        Outcome::Completed { output, .. } => output,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn stored(db: &LocalDb, id: &str) -> Draft {
-    drafts::load(db, id).await.unwrap().unwrap().0
 }
 
 fn schema() -> jsonschema::Validator {
@@ -688,4 +607,143 @@ async fn playlist_descriptions_stay_within_spotifys_limit() {
         "Late Night Drive: 42\u{a0}tracks for late drives."
     );
     assert!(out["text"].as_str().unwrap().chars().count() <= 300);
+}
+
+/// Streams of one track of the artist, one figure a day, through streaming-metrics' rollups.
+async fn streams(db: &LocalDb, days: std::ops::RangeInclusive<i64>, per_day: i64) {
+    use streaming_metrics::model::{Metric, Observation, Period, Source, Subject, Territory};
+    let today = chrono::Utc::now().date_naive();
+    let batch: Vec<streaming_metrics::rollups::Pending> = days
+        .map(|back| streaming_metrics::rollups::Pending {
+            observation: Observation {
+                subject: Subject::parse("USRC17607839").unwrap(),
+                territory: Territory::parse("SE").unwrap(),
+                date: today - chrono::Duration::days(back),
+                metric: Metric::Streams,
+                value: per_day,
+                source: Source::parse("spotify_for_artists").unwrap(),
+                as_of: Some(chrono::Utc::now()),
+                artist: Some(backbone::validate::SpotifyId::new(ARTIST).unwrap()),
+                period: Period::Day,
+            },
+            file: Some("fixture".into()),
+            line: Some(back as u64),
+            summing: false,
+        })
+        .collect();
+    streaming_metrics::rollups::apply(db, &batch, chrono::Utc::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn streaming_and_social_figures_are_facts_with_their_source_and_date_or_absent() {
+    use backbone::series::{Precision, SeriesPoint};
+    let app = new_app(Arc::new(TemplateWriter));
+    full_artist(&app.db).await;
+    let today = chrono::Utc::now().date_naive();
+    // Days 1..=40 back: the 28-day window ends yesterday (the newest figure) and holds 28 days.
+    streams(&app.db, 1..=40, 1_500).await;
+    let artist: backbone::validate::ArtistId =
+        backbone::validate::ArtistId::parse("artist", ARTIST).unwrap();
+    let point = |platform: &str, metric: &str, value: u64, back: i64, precision| SeriesPoint {
+        artist: artist.clone(),
+        platform: platform.into(),
+        metric: metric.into(),
+        value,
+        as_of: today - chrono::Duration::days(back),
+        source: format!("{platform}.fixture"),
+        precision,
+        fetched_at: chrono::Utc::now(),
+    };
+    for p in [
+        point(
+            "youtube",
+            "subscribers",
+            1_230_000,
+            3,
+            Precision::SignificantFigures { figures: 3 },
+        ),
+        point(
+            "youtube",
+            "subscribers",
+            1_240_000,
+            1,
+            Precision::SignificantFigures { figures: 3 },
+        ),
+        point("deezer", "fans", 48_210, 2, Precision::Exact),
+        // Cumulative counters and figures older than the window are not stated.
+        point("youtube", "views", 9_000_000, 1, Precision::Exact),
+        point("lastfm", "listeners", 77_000, 60, Precision::Exact),
+    ] {
+        backbone::series::save(&app.db, &p).await.unwrap();
+    }
+    let out = completed(
+        invoke(
+            &app,
+            json!({"action": "draft", "artist": ARTIST, "kind": "bio_long", "language": "en"}),
+        )
+        .await,
+    );
+    assert_eq!(out["verified"], true, "{out}");
+    let draft = stored(&app.db, out["draft"].as_str().unwrap()).await;
+    let fact = |id: &str| draft.facts.iter().find(|f| f.id == id).cloned();
+    let streams = fact("streams.0.window").expect("streams fact");
+    assert_eq!(
+        streams.value,
+        ai_content_generation::facts::FactValue::Count { value: 28 * 1_500 }
+    );
+    assert_eq!(streams.as_of, today - chrono::Duration::days(1));
+    assert!(
+        streams.source.contains("spotify_for_artists"),
+        "{}",
+        streams.source
+    );
+    let youtube = fact("social.youtube.subscribers").expect("youtube fact");
+    assert_eq!(
+        youtube.value,
+        ai_content_generation::facts::FactValue::Count { value: 1_240_000 }
+    );
+    assert!(youtube.label.contains("rounded"), "{}", youtube.label);
+    assert_eq!(youtube.as_of, today - chrono::Duration::days(1));
+    assert!(fact("social.deezer.fans").is_some());
+    assert!(
+        fact("social.youtube.views").is_none(),
+        "a counter is not an audience"
+    );
+    assert!(
+        fact("social.lastfm.listeners").is_none(),
+        "too old to state"
+    );
+    let text = out["text"].as_str().unwrap();
+    for written in [
+        "42,000\u{a0}streams",
+        "1.2M\u{a0}YouTube subscribers",
+        "48,210\u{a0}Deezer fans",
+        "28 days",
+    ] {
+        assert!(text.contains(written), "{written} not in {text}");
+    }
+}
+
+#[tokio::test]
+async fn an_artist_without_streaming_or_social_figures_has_none_on_the_sheet() {
+    let app = new_app(Arc::new(TemplateWriter));
+    full_artist(&app.db).await;
+    let out = completed(
+        invoke(
+            &app,
+            json!({"action": "draft", "artist": ARTIST, "kind": "bio_long", "language": "fr"}),
+        )
+        .await,
+    );
+    let draft = stored(&app.db, out["draft"].as_str().unwrap()).await;
+    assert!(
+        draft
+            .facts
+            .iter()
+            .all(|f| !f.id.starts_with("streams.") && !f.id.starts_with("social.")),
+        "{:?}",
+        draft.facts.iter().map(|f| &f.id).collect::<Vec<_>>()
+    );
 }

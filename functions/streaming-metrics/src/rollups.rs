@@ -588,6 +588,75 @@ pub async fn track_day_docs(
     Ok(out)
 }
 
+/// Most week items read to find an artist's sources (seven metrics, a few sources, years of
+/// weeks).
+const MAX_WEEK_ITEMS: usize = 10_000;
+
+/// An artist's latest 28 days of one metric from one source, for other functions' fact sheets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentTotal {
+    /// The source the figure comes from (figures of two sources are never summed).
+    pub source: Source,
+    /// The newest day with a figure, on or before the day asked for.
+    pub last_day: NaiveDate,
+    /// The 28 days ending on `last_day`, that day included.
+    pub rolling_28: i64,
+}
+
+/// Per source, the artist's rolling 28 days of `metric` ending on the newest day with a figure
+/// no later than `upto`; sources with no figure in the 28 days before `upto` are left out, so
+/// an absent figure is absent, never zero.
+pub async fn artist_recent(
+    store: &dyn Store,
+    artist: &SpotifyId,
+    metric: Metric,
+    upto: NaiveDate,
+) -> Result<Vec<RecentTotal>, PortError> {
+    // The week rollups name every source the artist has figures from, in far fewer items
+    // than the days.
+    let weeks = backbone::ports::store::query_all(
+        store,
+        Query::partition(artist_pk(artist))
+            .prefix("week#")
+            .limit(1000),
+        MAX_WEEK_ITEMS,
+    )
+    .await?;
+    let metric_name = metric.to_string();
+    let sources: BTreeSet<Source> = weeks
+        .iter()
+        .filter_map(|item| {
+            let rest = item.key.sk.strip_prefix("week#")?;
+            let mut parts = rest.rsplitn(3, '#');
+            let (_week, m, source) = (parts.next()?, parts.next()?, parts.next()?);
+            (m == metric_name)
+                .then(|| Source::parse(source).ok())
+                .flatten()
+        })
+        .collect();
+    let mut out = Vec::new();
+    for source in sources {
+        let days = artist_days(
+            store,
+            artist,
+            &source,
+            metric,
+            upto - Duration::days(27),
+            upto,
+        )
+        .await?;
+        let Some(last_day) = days.iter().map(|d| d.date).max() else {
+            continue;
+        };
+        out.push(RecentTotal {
+            rolling_28: rolling_28(store, artist_pk(artist), &source, metric, last_day).await?,
+            source,
+            last_day,
+        });
+    }
+    Ok(out)
+}
+
 /// A summary of an artist for a day, for other functions' reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtistSummary {
@@ -716,6 +785,55 @@ mod tests {
                 .expect("week"),
             180
         );
+    }
+
+    #[tokio::test]
+    async fn artist_recent_sums_the_28_days_to_the_newest_figure_per_source() {
+        let db = LocalDb::in_memory().expect("db");
+        let a = SpotifyId::new(ARTIST).expect("artist");
+        assert!(
+            artist_recent(&db, &a, Metric::Streams, day(30))
+                .await
+                .expect("recent")
+                .is_empty(),
+            "no figure is no fact, not zero"
+        );
+        let mut other = obs("USRC17607839", "SE", day(3), 1000, 1);
+        other.observation.source = Source::parse("distrokid/spotify").expect("source");
+        // Day 1 falls outside the 28 days ending on day 29 (days 2..=29).
+        let mut batch = vec![obs("USRC17607839", "SE", day(1), 7, 1), other];
+        batch.extend((2..=29).map(|d| obs("USRC17607840", "SE", day(d), 10, 1)));
+        apply(&db, &batch, at(100)).await.expect("apply");
+        let recent = artist_recent(&db, &a, Metric::Streams, day(30))
+            .await
+            .expect("recent");
+        let by_source: Vec<(String, NaiveDate, i64)> = recent
+            .iter()
+            .map(|r| (r.source.to_string(), r.last_day, r.rolling_28))
+            .collect();
+        assert_eq!(
+            by_source,
+            vec![
+                ("distrokid/spotify".to_owned(), day(3), 1000),
+                ("spotify_for_artists".to_owned(), day(29), 280),
+            ]
+        );
+        // Other metrics have no figure: nothing.
+        assert!(
+            artist_recent(&db, &a, Metric::Listeners, day(30))
+                .await
+                .expect("recent")
+                .is_empty()
+        );
+        // As of day 10, the newest day is 10 and day 1 is inside the window.
+        let early = artist_recent(&db, &a, Metric::Streams, day(10))
+            .await
+            .expect("recent");
+        let sfa = early
+            .iter()
+            .find(|r| r.source.to_string() == "spotify_for_artists")
+            .expect("source");
+        assert_eq!((sfa.last_day, sfa.rolling_28), (day(10), 7 + 9 * 10));
     }
 
     #[tokio::test]
