@@ -222,7 +222,8 @@ async fn local(db: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Local> {
     telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
     let runtime = LocalRuntime::new(db_handle, clock, sink.clone());
     let metrics = metrics_for(&HarnessConfig::for_task("spotify"), "spotify", sink);
-    let spotify = LocalSpotify::from_env(&ProcessEnv, metrics)
+    let playlists = db.with_file_name("sandbox-playlists.json");
+    let spotify = LocalSpotify::from_env(&ProcessEnv, metrics, Some(playlists))
         .await
         .context("setting up Spotify access")?;
     // The social sandbox's roster: the Spotify sandbox's demo artists, so its personas (every

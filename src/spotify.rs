@@ -80,9 +80,13 @@ impl LocalSpotify {
     /// The sandbox in-process unless `SPOTIFY_API_BASE_URL` is set; then the configured API,
     /// with credentials from `SECRET_SPOTIFY_CLIENT_ID`, `SECRET_SPOTIFY_CLIENT_SECRET` and
     /// `SECRET_SPOTIFY_REFRESH_TOKEN`.
+    ///
+    /// The in-process sandbox keeps its playlists in `playlists_file` when one is given, so
+    /// what one CLI command wrote is there for the next.
     pub async fn from_env(
         env: &dyn EnvSource,
         metrics: Metrics,
+        playlists_file: Option<std::path::PathBuf>,
     ) -> Result<Self, SpotifySetupError> {
         let config = SpotifyConfig::from_env(env)?;
         if env.var("SPOTIFY_API_BASE_URL").is_some() {
@@ -91,7 +95,11 @@ impl LocalSpotify {
                 sandbox: None,
             });
         }
-        Self::sandbox(config.tier, metrics).await
+        let sandbox = SandboxConfig {
+            playlists_file,
+            ..sandbox_config(config.tier)
+        };
+        Self::sandbox_with(sandbox, metrics).await
     }
 }
 

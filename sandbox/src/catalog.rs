@@ -155,7 +155,7 @@ pub struct Track {
 }
 
 /// A playlist and its mutable content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Playlist {
     /// Its id.
     pub id: String,

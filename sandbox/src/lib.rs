@@ -91,6 +91,10 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// What happens to which artist on which simulated day (none by default).
     pub scenarios: Vec<Scenario>,
+    /// Where the playlists are kept between runs (none: they live as long as the sandbox).
+    /// The local CLI starts a sandbox per command; without this, the playlist one command
+    /// wrote would be back to its generated content in the next.
+    pub playlists_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -107,6 +111,7 @@ impl Default for SandboxConfig {
             token_ttl_secs: 3600,
             faults: Faults::default(),
             scenarios: Vec::new(),
+            playlists_file: None,
         }
     }
 }
@@ -114,6 +119,15 @@ impl Default for SandboxConfig {
 /// Errors starting the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The playlists file exists but cannot be read or is not one.
+    #[error("sandbox playlists file {}: delete it to start from the generated playlists", path.display())]
+    Playlists {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The address could not be bound or served.
     #[error("sandbox server on {addr}")]
     Io {
@@ -230,7 +244,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<(SocketAddr, SandboxHandle),
     let local = listener
         .local_addr()
         .map_err(|source| SandboxError::Io { addr, source })?;
-    let state = Arc::new(State::new(config));
+    let state = Arc::new(State::new(config)?);
     let app = server::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -260,7 +274,7 @@ pub async fn serve(addr: SocketAddr, config: SandboxConfig) -> Result<(), Sandbo
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| SandboxError::Io { addr, source })?;
-    let state = Arc::new(State::new(config));
+    let state = Arc::new(State::new(config)?);
     tracing::info!(%addr, "Spotify sandbox listening");
     axum::serve(listener, server::router(state))
         .await

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, Playlist, USER_ID, make_id, page};
-use crate::{Faults, SandboxConfig, Tier};
+use crate::{Faults, SandboxConfig, SandboxError, Tier};
 
 const API: &str = "https://api.spotify.com/v1";
 
@@ -55,11 +55,15 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(config: SandboxConfig) -> Self {
-        let (mut catalog, playlists) =
+    pub(crate) fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let (mut catalog, generated) =
             Catalog::generate(config.seed, config.artists, config.start_date);
         catalog.apply(&config.scenarios);
-        Self {
+        let playlists = match &config.playlists_file {
+            Some(path) => load_playlists(path, &config)?.unwrap_or(generated),
+            None => generated,
+        };
+        Ok(Self {
             rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5eed)),
             faults: Mutex::new(config.faults.clone()),
             refresh_valid: Mutex::new(Some(config.refresh_token.clone())),
@@ -73,7 +77,34 @@ impl State {
             refresh_revoked: Mutex::new(HashSet::new()),
             codes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
-        }
+        })
+    }
+
+    /// Writes the playlists to the configured file, if any, so the next sandbox started on
+    /// it finds them as this one left them.
+    fn save(&self, list: &[Playlist]) -> Result<(), Response> {
+        let Some(path) = &self.config.playlists_file else {
+            return Ok(());
+        };
+        let kept = KeptPlaylists {
+            seed: self.config.seed,
+            artists: self.config.artists,
+            playlists: list.to_vec(),
+        };
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let temporary = path.with_extension("json.tmp");
+                std::fs::write(&temporary, bytes)?;
+                std::fs::rename(&temporary, path)
+            });
+        written.map_err(|err| {
+            tracing::error!(path = %path.display(), error = %err, "sandbox playlists not saved");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The sandbox could not save its playlists",
+            )
+        })
     }
 
     pub(crate) fn calls(&self) -> BTreeMap<String, u64> {
@@ -151,6 +182,45 @@ impl State {
 }
 
 type Shared = Arc<State>;
+
+/// The playlists file: the catalog it belongs to, and the playlists.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptPlaylists {
+    seed: u64,
+    artists: usize,
+    playlists: Vec<Playlist>,
+}
+
+/// The playlists a previous sandbox left in `path`: none when there is no file yet, or when
+/// it belongs to another catalog (another seed or size), whose track indexes mean other tracks.
+fn load_playlists(
+    path: &std::path::Path,
+    config: &SandboxConfig,
+) -> Result<Option<Vec<Playlist>>, SandboxError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SandboxError::Playlists {
+                path: path.to_owned(),
+                source: source.into(),
+            });
+        }
+    };
+    let kept: KeptPlaylists =
+        serde_json::from_slice(&bytes).map_err(|source| SandboxError::Playlists {
+            path: path.to_owned(),
+            source: source.into(),
+        })?;
+    if kept.seed != config.seed || kept.artists != config.artists {
+        tracing::warn!(
+            path = %path.display(),
+            "sandbox playlists file is of another catalog; starting from the generated playlists"
+        );
+        return Ok(None);
+    }
+    Ok(Some(kept.playlists))
+}
 
 fn api_error(status: StatusCode, message: &str) -> Response {
     (
@@ -753,7 +823,9 @@ async fn add_items(
         .collect();
     p.items.splice(at..at, entries);
     p.version += 1;
-    Ok(snapshot(p, StatusCode::CREATED))
+    let response = snapshot(p, StatusCode::CREATED);
+    s.save(&list)?;
+    Ok(response)
 }
 
 async fn remove_items(
@@ -780,7 +852,9 @@ async fn remove_items(
     let p = editable(&s, &mut list, &id)?;
     p.items.retain(|(t, _, _)| !tracks.contains(t));
     p.version += 1;
-    Ok(snapshot(p, StatusCode::OK))
+    let response = snapshot(p, StatusCode::OK);
+    s.save(&list)?;
+    Ok(response)
 }
 
 async fn update_items(
@@ -808,7 +882,9 @@ async fn update_items(
             .map(|t| (t, 0, USER_ID.to_owned()))
             .collect();
         p.version += 1;
-        return Ok(snapshot(p, StatusCode::OK));
+        let response = snapshot(p, StatusCode::OK);
+        s.save(&list)?;
+        return Ok(response);
     }
     let len = p.items.len();
     let start = body["range_start"].as_u64().map(|n| n as usize);
@@ -831,7 +907,9 @@ async fn update_items(
     };
     p.items.splice(at..at, moved);
     p.version += 1;
-    Ok(snapshot(p, StatusCode::OK))
+    let response = snapshot(p, StatusCode::OK);
+    s.save(&list)?;
+    Ok(response)
 }
 
 async fn me(AxState(s): AxState<Shared>, headers: HeaderMap) -> Handler {

@@ -378,3 +378,66 @@ async fn stats_evolve_day_by_day() {
     let day30 = w.session().artist(&id).await.unwrap();
     assert_ne!(day0.followers, day30.followers);
 }
+
+#[tokio::test]
+async fn a_playlists_file_carries_edits_to_the_next_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sandbox-playlists.json");
+    let config = spotify_sandbox::SandboxConfig {
+        playlists_file: Some(file.clone()),
+        ..sandbox_config(SandboxTier::Development)
+    };
+    let first = world(config.clone(), Tier::Development).await;
+    let (owned, _) = first
+        .sandbox
+        .playlists()
+        .into_iter()
+        .find(|(_, own)| *own)
+        .unwrap();
+    let id: PlaylistId = owned.parse().unwrap();
+    let tracks = track_ids(&first, 7);
+    let snapshot = first.session().replace_items(&id, &tracks).await.unwrap();
+    first.sandbox.stop().await;
+
+    let second = world(config.clone(), Tier::Development).await;
+    let session = second.session();
+    let playlist = session.playlist(&id).await.unwrap();
+    assert_eq!(
+        playlist.snapshot_id, snapshot,
+        "same version, same snapshot"
+    );
+    let page = session
+        .playlist_items(&id, PageRequest::first(50))
+        .await
+        .unwrap();
+    let ids: Vec<TrackId> = page
+        .items
+        .iter()
+        .filter_map(|i| match &i.item {
+            Some(Playable::Track(t)) => Some(t.id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, tracks);
+    second.sandbox.stop().await;
+
+    // Another catalog: the file's track indexes would mean other tracks, so it is not used.
+    let other = spotify_sandbox::SandboxConfig {
+        seed: 7,
+        ..config.clone()
+    };
+    let third = world(other, Tier::Development).await;
+    let generated = third.session().playlist(&id).await;
+    assert!(
+        generated.map_or(true, |p| p.snapshot_id != snapshot),
+        "a file of another catalog is ignored"
+    );
+    third.sandbox.stop().await;
+
+    // A damaged file stops the start, naming the file, rather than losing the playlists.
+    std::fs::write(&file, b"{\"seed\": 42, \"artists\": ").unwrap();
+    let err = spotify_sandbox::spawn(config).await.err().unwrap();
+    let text = backbone::error::chain(&err);
+    assert!(text.contains("sandbox-playlists.json"), "{text}");
+    assert!(text.contains("EOF"), "{text}");
+}

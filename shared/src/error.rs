@@ -176,12 +176,18 @@ impl Classify for PortError {
 }
 
 /// Renders an error and its whole source chain on one line, for logs and DLQ reasons.
+///
+/// A cause whose text the line already ends with is not repeated: many errors show their
+/// source in their own message as well as returning it from `source()`.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = cause.source();
     }
     out
@@ -190,6 +196,32 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("playlist p1: {source}")]
+        Shown {
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("playlist p1")]
+        Hidden {
+            #[source]
+            source: std::io::Error,
+        },
+    }
+
+    #[test]
+    fn chain_names_every_cause_once() {
+        let shown = Outer::Shown {
+            source: std::io::Error::other("3 per artist need 7 artists"),
+        };
+        assert_eq!(chain(&shown), "playlist p1: 3 per artist need 7 artists");
+        let hidden = Outer::Hidden {
+            source: std::io::Error::other("3 per artist need 7 artists"),
+        };
+        assert_eq!(chain(&hidden), "playlist p1: 3 per artist need 7 artists");
+    }
 
     #[test]
     fn port_errors_map_to_task_error_classes() {
