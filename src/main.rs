@@ -506,15 +506,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: AuditCommand::Verify { stream },
         } => {
             let reports = music_tasks::verify_audit(runtime, stream.as_deref()).await?;
-            // The EMF line a deployed, scheduled verify would log, for an alarm on a break.
-            let config = backbone::config::HarnessConfig::for_task("audit-verify");
-            backbone::audit::emit_verify_metrics(
-                &reports,
-                &config.metrics_namespace,
-                &config.service,
-                runtime.sink.clone(),
-                runtime.clock.now(),
-            );
+            // The EMF line each function's scheduled verify logs (same metric, same
+            // dimensions), which its `AuditChainAlarm` watches.
+            for report in &reports {
+                backbone::audit::emit_verify_metrics(
+                    std::slice::from_ref(report),
+                    &backbone::config::HarnessConfig::for_task(&report.stream),
+                    runtime.sink.clone(),
+                    runtime.clock.now(),
+                );
+            }
             print_json(&reports)?;
             Ok(if reports.iter().all(|r| r.is_intact()) {
                 ExitCode::SUCCESS

@@ -166,6 +166,12 @@ impl SandboxHandle {
             .sum()
     }
 
+    /// The 429s and 5xx answered by fault injection ([`Faults`]) so far (forced 429s of
+    /// `rate_limit_next` excluded): what a reliability run reports as Spotify faults.
+    pub fn faults_injected(&self) -> u64 {
+        self.state.faults_injected()
+    }
+
     /// Forgets the counts.
     pub fn reset_calls(&self) {
         self.state.reset_calls();
@@ -209,6 +215,12 @@ impl SandboxHandle {
     /// The catalog served.
     pub fn catalog(&self) -> &Catalog {
         &self.state.catalog
+    }
+
+    /// The track ids of playlist `id` as the sandbox holds it now, in order (the truth a test
+    /// compares with, read without the API); `None` for an unknown playlist.
+    pub fn playlist_tracks(&self, id: &str) -> Option<Vec<String>> {
+        self.state.playlist_tracks(id)
     }
 
     /// Ids of the playlists: (id, owned by the sandbox user).

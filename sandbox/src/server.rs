@@ -52,6 +52,8 @@ pub(crate) struct State {
     /// Authorization codes handed out by `/authorize`: code to (redirect URI, expiry).
     codes: Mutex<HashMap<String, (String, Instant)>>,
     counter: AtomicU64,
+    /// 429s and 5xx answered by fault injection (not the forced ones).
+    injected: AtomicU64,
 }
 
 impl State {
@@ -77,6 +79,7 @@ impl State {
             refresh_revoked: Mutex::new(HashSet::new()),
             codes: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +110,9 @@ impl State {
         })
     }
 
+    pub(crate) fn faults_injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
     pub(crate) fn calls(&self) -> BTreeMap<String, u64> {
         lock(&self.calls).clone()
     }
@@ -135,6 +141,14 @@ impl State {
         if let Some(old) = lock(&self.refresh_valid).take() {
             lock(&self.refresh_revoked).insert(old);
         }
+    }
+    pub(crate) fn playlist_tracks(&self, id: &str) -> Option<Vec<String>> {
+        lock(&self.playlists).iter().find(|p| p.id == id).map(|p| {
+            p.items
+                .iter()
+                .filter_map(|(t, _, _)| self.catalog.tracks.get(*t).map(|t| t.id.clone()))
+                .collect()
+        })
     }
     pub(crate) fn playlist_ids(&self) -> Vec<(String, bool)> {
         lock(&self.playlists)
@@ -322,6 +336,9 @@ async fn faults(AxState(state): AxState<Shared>, req: Request, next: Next) -> Re
     }
     let retry_after =
         forced.or_else(|| (roll < faults.rate_limit_rate).then_some(faults.retry_after_secs));
+    if forced.is_none() && roll < faults.rate_limit_rate + faults.server_error_rate {
+        state.injected.fetch_add(1, Ordering::Relaxed);
+    }
     if let Some(secs) = retry_after {
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,

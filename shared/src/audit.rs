@@ -138,26 +138,27 @@ impl VerifyReport {
 /// An alarm on `Maximum > 0` raises a scheduled verify's break.
 pub const CHAIN_BREAKS_METRIC: &str = "AuditChainBreaks";
 
-/// Emits [`CHAIN_BREAKS_METRIC`] (and `AuditRecordsVerified`) for each report as one EMF line
-/// per stream, with the dimensions `service` and `stream`, into `sink`.
+/// Counts one verify's figures into `metrics`: [`CHAIN_BREAKS_METRIC`] (the problems found,
+/// 0 when intact) and `AuditRecordsVerified`. The one place both the harness's scheduled
+/// verify and `tasks audit verify` count them, so the alarm reads the same metric from both.
+pub fn count_verify_metrics(metrics: &crate::telemetry::Metrics, report: &VerifyReport) {
+    metrics.count(CHAIN_BREAKS_METRIC, report.problems.len() as u64);
+    metrics.count("AuditRecordsVerified", report.records);
+}
+
+/// Emits the verify metrics ([`count_verify_metrics`]) of each report as one EMF line per
+/// stream into `sink`, with the dimensions a scheduled verify of that stream's function uses
+/// (`service`, and `task` = the stream: see [`crate::harness::metrics_for`]), so the
+/// template's `AuditChainAlarm` of that function watches the line.
 pub fn emit_verify_metrics(
     reports: &[VerifyReport],
-    namespace: &str,
-    service: &str,
+    config: &crate::config::HarnessConfig,
     sink: Arc<dyn crate::telemetry::LineSink>,
     now: DateTime<Utc>,
 ) {
     for report in reports {
-        let metrics = crate::telemetry::Metrics::new(
-            namespace,
-            vec![
-                ("service".to_owned(), service.to_owned()),
-                ("stream".to_owned(), report.stream.clone()),
-            ],
-            sink.clone(),
-        );
-        metrics.count(CHAIN_BREAKS_METRIC, report.problems.len() as u64);
-        metrics.count("AuditRecordsVerified", report.records);
+        let metrics = crate::harness::metrics_for(config, &report.stream, sink.clone());
+        count_verify_metrics(&metrics, report);
         metrics.flush(now);
     }
 }
@@ -559,13 +560,16 @@ mod tests {
                 problems: vec![],
             },
         ];
-        emit_verify_metrics(&reports, "ns", "svc", Arc::new(capture.clone()), Utc::now());
+        let mut config = crate::config::HarnessConfig::for_task("audit-verify");
+        config.metrics_namespace = "ns".into();
+        config.service = "svc".into();
+        emit_verify_metrics(&reports, &config, Arc::new(capture.clone()), Utc::now());
         let lines = capture.json();
         let breaks: Vec<(String, f64)> = lines
             .iter()
             .map(|l| {
                 (
-                    l["stream"].as_str().unwrap().to_owned(),
+                    l["task"].as_str().unwrap().to_owned(),
                     l[CHAIN_BREAKS_METRIC].as_f64().unwrap(),
                 )
             })
@@ -575,5 +579,11 @@ mod tests {
             vec![("artist-monitoring".into(), 2.0), ("data-sync".into(), 0.0)]
         );
         assert_eq!(lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "ns");
+        assert_eq!(lines[0]["service"], "svc");
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["service", "task"]]),
+            "the dimensions of the harness's scheduled verify, which the alarm watches"
+        );
     }
 }

@@ -21,8 +21,8 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;
-#[cfg(test)]
-mod fuzz;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod harness;
 pub mod hash;
 pub mod idempotency;

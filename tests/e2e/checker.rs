@@ -122,6 +122,9 @@ pub async fn run<W: Workload>(
     assert_eq!(queues.depth().await.expect("depth"), 0, "the queue drained");
 
     let dead = queues.dead_letters().await.expect("dead letters");
+    for letter in &dead {
+        eprintln!("dead letter ({}): {}", W::Task::NAME, letter.reason);
+    }
     let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
         .await
         .expect("audit");
@@ -150,12 +153,27 @@ pub async fn run<W: Workload>(
             .any(|l| workload.owns(i, &l.body) && !l.reason.is_empty());
         match (effects, completed) {
             (0, _) if in_dlq => verdict.dead_lettered += 1,
-            (0, _) => verdict.lost += 1,
+            (0, _) => {
+                eprintln!(
+                    "checker: key {i} ({}) lost: no effect, {completed} completions, not in the DLQ",
+                    workload.subject(i)
+                );
+                for r in records.iter().filter(|r| r.subject == workload.subject(i)) {
+                    eprintln!("  {} {} {}", r.action, r.outcome, r.detail);
+                }
+                verdict.lost += 1
+            }
             (1, 1) => verdict.effected += 1,
             // Its effect is whole and once, but every receipt failed before the completion:
             // the message is in the DLQ with its reason, and a redrive completes it.
             (1, 0) if in_dlq => verdict.effected_then_dead_lettered += 1,
-            _ => verdict.duplicated += 1,
+            _ => {
+                eprintln!(
+                    "checker: key {i} ({}) duplicated: {effects} effects, {completed} completions",
+                    workload.subject(i)
+                );
+                verdict.duplicated += 1
+            }
         }
     }
     let refused: BTreeSet<&str> = dead
@@ -177,5 +195,60 @@ fn message(body: String) -> OutgoingMessage {
         group_id: None,
         dedup_id: None,
         trace_header: None,
+    }
+}
+
+/// What the kill test saw: the effects of key 0 after the kill and after the redelivery, and
+/// its completion records at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KillVerdict {
+    /// Effects once the invocation was killed (the effect happened before the kill: 1).
+    pub effects_after_kill: u64,
+    /// Effects once the redelivery has run (still 1).
+    pub effects_after_redelivery: u64,
+    /// Completion records of the key (1).
+    pub completions: usize,
+}
+
+/// Kills an invocation between its effect and its completion: business key 0 is sent once,
+/// the invocation hangs while it writes its completion (`idempotency.update`) and is dropped;
+/// past the visibility timeout the redelivery takes the expired lock over and runs again.
+/// `plan` must be the fault plan of `consumer`'s harness ports.
+pub async fn kill_between_effect_and_completion<W: Workload>(
+    workload: &W,
+    consumer: &LocalFunction<W::Task>,
+    plan: &backbone::local::faults::FaultPlan,
+    queues: &LocalQueues,
+    clock: &ManualClock,
+    db: &LocalDb,
+) -> KillVerdict {
+    let body = workload.bodies(0).remove(0);
+    queues.send(&[message(body)]).await.expect("send");
+    plan.hang_next("idempotency.update");
+    let killed = tokio::time::timeout(Duration::from_secs(2), consumer.drain(Duration::ZERO)).await;
+    assert!(
+        killed.is_err(),
+        "the invocation hung at its completion and was killed"
+    );
+    let effects_after_kill = workload.effects(db, 0).await;
+    for _ in 0..30 {
+        // Past the visibility timeout (and the dead invocation's deadline).
+        clock.advance(chrono::Duration::seconds(361));
+        consumer.drain(Duration::ZERO).await.expect("drain");
+        if queues.depth().await.expect("depth") == 0 {
+            break;
+        }
+    }
+    let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
+        .await
+        .expect("audit");
+    let completions = records
+        .iter()
+        .filter(|r| r.action == "completed" && r.subject == workload.subject(0))
+        .count();
+    KillVerdict {
+        effects_after_kill,
+        effects_after_redelivery: workload.effects(db, 0).await,
+        completions,
     }
 }

@@ -402,3 +402,84 @@ async fn bad_playlists_and_unmet_rules_are_refused_by_name_without_a_write() {
     );
     assert_eq!(run.writes(), 0);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_markets_filter_drops_the_tracks_not_licensed_there_and_says_so() {
+    let run = Run::start().await;
+    store_features(&run).await;
+    run.day(0);
+    // The sandbox lists every seventh track (index 3 modulo 7) in DE, FR and SE only.
+    let catalog = run.sandbox().catalog();
+    let unlicensed: HashSet<String> = catalog
+        .tracks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !spotify_sandbox::Catalog::track_markets(*i).contains(&"GB"))
+        .map(|(_, t)| t.id.clone())
+        .collect();
+    assert!(!unlicensed.is_empty() && unlicensed.len() < catalog.tracks.len());
+    let x = catalog.tracks[3].id.clone();
+    assert!(unlicensed.contains(&x));
+    // Also offered by an explicit list, so it is a candidate whatever the releases are.
+    let offered = RULES.replace("sources:\n", &format!("sources:\n  - tracks: [{x}]\n"));
+
+    // Without the filter, and with the track pinned, it is in the playlist.
+    run.store_rules(&offered.replace(
+        "constraints:\n",
+        &format!("constraints:\n  pinned:\n    - track: {x}\n      position: 1\n"),
+    ))
+    .await;
+    let open = output(&run.update(MANAGED, true, 0, false).await).clone();
+    assert_eq!(open["status"], "applied", "{open}");
+    assert_eq!(run.live().await[0], x);
+    let managed = PlaylistId::parse("p", MANAGED).unwrap();
+    let open = state::latest_run(&run.local.runtime.db, &managed)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // With `markets: [GB, DE]` (and no pin), the filter drops it and every other track not
+    // licensed in GB, and says why.
+    run.store_rules(&offered.replace("filters:\n", "filters:\n  markets: [GB, DE]\n"))
+        .await;
+    let gb = output(&run.update(MANAGED, true, 0, false).await).clone();
+    assert_eq!(gb["status"], "applied", "{gb}");
+    let record = state::latest_run(&run.local.runtime.db, &managed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(open["candidates"], record["candidates"], "the same offer");
+    assert!(
+        record["eligible"].as_u64().unwrap() < open["eligible"].as_u64().unwrap(),
+        "the filter dropped nothing: {record}"
+    );
+    let live = run.live().await;
+    assert_eq!(live.len(), 15);
+    assert!(
+        live.iter().all(|t| !unlicensed.contains(t)),
+        "a track not licensed in GB is in the playlist"
+    );
+    let why = record["explanations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["track"].as_str().is_some_and(|t| t.ends_with(x.as_str())))
+        .unwrap_or_else(|| panic!("{x} is not explained: {record}"));
+    assert_eq!(why["action"], "dropped", "{why}");
+    assert!(
+        why["reasons"]
+            .to_string()
+            .contains("filters.markets: not available in GB"),
+        "{why}"
+    );
+
+    // A code that is not a market is refused by name and line.
+    let err =
+        RuleFile::parse(&RULES.replace("filters:\n", "filters:\n  markets: [GB, Deutschland]\n"))
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("filters.markets[1]") && err.starts_with("line 7:"),
+        "{err}"
+    );
+}

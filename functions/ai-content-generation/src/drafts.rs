@@ -175,6 +175,14 @@ pub async fn create(store: &dyn Store, draft: &Draft) -> Result<bool, PortError>
         Err(PortError::Conflict { .. }) => return Ok(false),
         Err(e) => return Err(e),
     }
+    index(store, draft).await?;
+    Ok(true)
+}
+
+/// Writes the artist's index row of `draft` (the same row each time). A run that stored the
+/// draft and failed before its index row is retried through the stored draft, so the retry
+/// writes the row again: without it the draft would exist but never be listed.
+pub async fn index(store: &dyn Store, draft: &Draft) -> Result<(), PortError> {
     let index = serde_json::json!({
         "id": draft.id, "kind": draft.kind, "language": draft.language,
         "createdAt": draft.created_at,
@@ -187,7 +195,7 @@ pub async fn create(store: &dyn Store, draft: &Draft) -> Result<bool, PortError>
             None,
         )
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The draft `id` and its version.

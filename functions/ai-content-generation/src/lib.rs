@@ -442,9 +442,16 @@ pub async fn generate(
     Ok(Ok(outcome))
 }
 
-fn draft_id(message_id: &str, request: &DraftRequest) -> String {
+/// The draft's id: from the harness's business key (the same for every delivery and every
+/// spelling of one request, unlike the message id) and the day. A run that stored the draft
+/// and then failed is retried under the same id, whichever duplicate message carries the
+/// retry, so a request never leaves two drafts; the same request on another day is a new
+/// draft (the facts may have moved). A retry across midnight can still draft twice.
+fn draft_id(business_key: &str, day: chrono::NaiveDate, request: &DraftRequest) -> String {
     let mut h = Sha256::new();
-    h.update(message_id.as_bytes());
+    h.update(business_key.as_bytes());
+    h.update([0]);
+    h.update(day.to_string().as_bytes());
     h.update([0]);
     // A request always serialises (plain data).
     h.update(serde_json::to_vec(request).unwrap_or_default());
@@ -453,9 +460,11 @@ fn draft_id(message_id: &str, request: &DraftRequest) -> String {
 
 impl ContentGeneration {
     async fn draft(&self, request: DraftRequest, cx: &Cx) -> Result<ContentOutput, ContentError> {
-        let id = draft_id(cx.message_id(), &request);
+        let id = draft_id(cx.idempotency_key(), cx.now().date_naive(), &request);
         if let Some((existing, _)) = drafts::load(self.store.as_ref(), &id).await? {
-            // A redelivery after the draft was stored: the event again (at least once).
+            // A redelivery after the draft was stored: its index row and the event again (at
+            // least once; the run that stored it may have failed before either).
+            drafts::index(self.store.as_ref(), &existing).await?;
             self.publish_drafted(&existing, cx).await?;
             return Ok(drafted_output(&existing));
         }

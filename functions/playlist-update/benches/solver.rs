@@ -40,6 +40,7 @@ fn pool(n: usize, artists: usize, seed: u64) -> Vec<Candidate> {
                 )),
                 energy: Some(rng.unit()),
             },
+            availability: Default::default(),
         })
         .collect()
 }

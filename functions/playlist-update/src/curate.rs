@@ -125,6 +125,9 @@ pub fn rejection(rules: &RuleFile, cx: &FilterContext, c: &Candidate) -> Option<
     if let Some(word) = f.exclude_titles.iter().find(|w| title_matches(&c.name, w)) {
         return Some(format!("filters.exclude_titles: the title holds {word:?}"));
     }
+    if let Some(why) = c.availability.unavailable_in(&f.markets) {
+        return Some(format!("filters.markets: {why}"));
+    }
     if cx.in_other_playlists.contains(&c.id) {
         return Some("filters.not_in_playlists: already in another playlist".into());
     }

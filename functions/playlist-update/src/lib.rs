@@ -772,6 +772,15 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
                 Ok(next) => {
                     snapshot = next;
                     done_ops.push(op.clone());
+                    let journal = st.journal.get_or_insert_with(Default::default);
+                    if journal.key != cx.idempotency_key() {
+                        *journal = state::WriteJournal {
+                            key: cx.idempotency_key().to_owned(),
+                            previous_snapshot_id: meta.snapshot_id.0.clone(),
+                            ops: Vec::new(),
+                        };
+                    }
+                    journal.ops.push(op.clone());
                     cx.metrics().count("PlaylistWrites", 1);
                     st.snapshot_id = snapshot.0.clone();
                     st.tracks = diff::simulate(&live, &done_ops);
@@ -891,11 +900,17 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
             &serde_json::to_value(&record).map_err(UpdateError::Encode)?,
         )
         .await?;
-        if !done_ops.is_empty() {
+        // Every write of this request, this run's and those of a run of it that died before
+        // its completion (a retry then finds nothing left to write, but the writes happened).
+        if let Some(journal) = st
+            .journal
+            .as_ref()
+            .filter(|j| j.key == cx.idempotency_key() && !j.ops.is_empty())
+        {
             cx.record(
                 format!("playlist#{playlist}"),
                 "playlist.updated",
-                json!({"run": key.sk, "ops": done_ops, "previousSnapshotId": meta.snapshot_id.0, "snapshotId": snapshot.0}),
+                json!({"run": key.sk, "ops": journal.ops, "previousSnapshotId": journal.previous_snapshot_id, "snapshotId": snapshot.0}),
             );
         }
         out.status = record.status;

@@ -97,6 +97,118 @@ pub struct Candidate {
     pub sources: Vec<String>,
     /// Measured features.
     pub features: TrackFeatures,
+    /// Where Spotify says it can be played; unknown for tracks of the synced catalog.
+    #[serde(default, skip_serializing_if = "Availability::is_unknown")]
+    pub availability: Availability,
+}
+
+/// Where a track can be played, as far as Spotify said: its `available_markets`, and the
+/// `restrictions.reason` or `is_playable: false` of a request that named a market.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    /// The markets it is listed in; `None` when Spotify did not list them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markets: Option<MarketSet>,
+    /// Why Spotify says it cannot be played (`market`, `product`, `explicit`, or `unplayable`
+    /// when only `is_playable: false` was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restriction: Option<String>,
+}
+
+impl Availability {
+    /// From a Spotify track's fields.
+    pub fn of(track: &backbone::spotify::model::Track) -> Self {
+        let restriction = match (&track.restriction, track.playable) {
+            (Some(reason), _) => Some(reason.clone()),
+            (None, Some(false)) => Some("unplayable".to_owned()),
+            (None, _) => None,
+        };
+        Availability {
+            markets: track
+                .available_markets
+                .as_ref()
+                .map(|m| MarketSet::from_codes(m.iter().map(String::as_str))),
+            restriction,
+        }
+    }
+
+    /// Nothing is known (so a market filter lets it pass).
+    pub fn is_unknown(&self) -> bool {
+        self.markets.is_none() && self.restriction.is_none()
+    }
+
+    /// The first of `wanted` it cannot be played in, or the restriction Spotify gave; `None`
+    /// when it passes or when nothing is known.
+    pub fn unavailable_in(&self, wanted: &[String]) -> Option<String> {
+        if wanted.is_empty() {
+            return None;
+        }
+        if let Some(reason) = &self.restriction {
+            return Some(format!("not playable ({reason})"));
+        }
+        let markets = self.markets.as_ref()?;
+        wanted
+            .iter()
+            .find(|m| !markets.contains(m))
+            .map(|m| format!("not available in {m}"))
+    }
+}
+
+/// A set of ISO 3166-1 alpha-2 market codes, one bit each (a track lists up to about 185
+/// markets; a pool holds thousands of tracks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct MarketSet([u64; 11]);
+
+impl MarketSet {
+    fn index(code: &str) -> Option<usize> {
+        match code.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some(
+                usize::from(a.to_ascii_uppercase() - b'A') * 26
+                    + usize::from(b.to_ascii_uppercase() - b'A'),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The set of `codes`; anything that is not two letters is not a market and is left out.
+    pub fn from_codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut set = MarketSet::default();
+        for i in codes.into_iter().filter_map(Self::index) {
+            set.0[i / 64] |= 1 << (i % 64);
+        }
+        set
+    }
+
+    /// Whether `code` (either case) is in the set.
+    pub fn contains(&self, code: &str) -> bool {
+        Self::index(code).is_some_and(|i| self.0[i / 64] & (1 << (i % 64)) != 0)
+    }
+
+    /// The codes, upper case, in order.
+    pub fn codes(&self) -> Vec<String> {
+        (0..26 * 26)
+            .filter(|i| self.0[i / 64] & (1 << (i % 64)) != 0)
+            .map(|i| {
+                // i < 676, so both quotients are letters.
+                let (a, b) = ((i / 26) as u8, (i % 26) as u8);
+                String::from_utf8_lossy(&[b'A' + a, b'A' + b]).into_owned()
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<String>> for MarketSet {
+    fn from(codes: Vec<String>) -> Self {
+        MarketSet::from_codes(codes.iter().map(String::as_str))
+    }
+}
+
+impl From<MarketSet> for Vec<String> {
+    fn from(set: MarketSet) -> Self {
+        set.codes()
+    }
 }
 
 impl Candidate {
@@ -142,6 +254,72 @@ pub fn release_date(s: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_market_set_holds_exactly_its_codes_and_round_trips() {
+        let set = MarketSet::from_codes(["GB", "us", "ZZ", "AA", "GBR", "", "1A"]);
+        assert_eq!(set.codes(), ["AA", "GB", "US", "ZZ"]);
+        assert!(set.contains("gb") && set.contains("US"));
+        assert!(!set.contains("DE") && !set.contains("GBR") && !set.contains(""));
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(json, r#"["AA","GB","US","ZZ"]"#);
+        assert_eq!(serde_json::from_str::<MarketSet>(&json).unwrap(), set);
+    }
+
+    #[test]
+    fn availability_names_the_first_market_missing_or_the_restriction() {
+        let track = backbone::spotify::model::Track {
+            id: backbone::validate::TrackId::parse("t", "3n3Ppam7vgaVa1iaRUc9Lp").unwrap(),
+            name: "Mr. Brightside".into(),
+            artists: vec![],
+            album: None,
+            duration_ms: 222_200,
+            explicit: false,
+            popularity: None,
+            isrc: None,
+            track_number: None,
+            disc_number: None,
+            available_markets: Some(vec!["DE".into(), "FR".into()]),
+            playable: None,
+            restriction: None,
+        };
+        let a = Availability::of(&track);
+        let wanted = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(a.unavailable_in(&wanted(&["DE", "FR"])), None);
+        assert_eq!(
+            a.unavailable_in(&wanted(&["DE", "GB", "US"])).as_deref(),
+            Some("not available in GB")
+        );
+        assert_eq!(a.unavailable_in(&[]), None, "no filter, no rejection");
+        let relinked = backbone::spotify::model::Track {
+            available_markets: None,
+            playable: Some(false),
+            ..track.clone()
+        };
+        assert_eq!(
+            Availability::of(&relinked)
+                .unavailable_in(&wanted(&["DE"]))
+                .as_deref(),
+            Some("not playable (unplayable)")
+        );
+        let restricted = backbone::spotify::model::Track {
+            restriction: Some("market".into()),
+            ..relinked
+        };
+        assert_eq!(
+            Availability::of(&restricted)
+                .unavailable_in(&wanted(&["DE"]))
+                .as_deref(),
+            Some("not playable (market)")
+        );
+        let unknown = Availability::default();
+        assert!(unknown.is_unknown());
+        assert_eq!(
+            unknown.unavailable_in(&wanted(&["GB"])),
+            None,
+            "unknown passes"
+        );
+    }
 
     #[test]
     fn camelot_distances() {

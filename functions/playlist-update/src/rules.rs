@@ -20,6 +20,8 @@ pub const RULES_VERSION: u32 = 1;
 pub const MAX_TRACKS: u32 = 1_000;
 /// Most sources one rule file may name.
 pub const MAX_SOURCES: usize = 50;
+/// Most markets a `markets` filter may name (there are fewer than 250 country codes).
+pub const MAX_MARKETS: usize = 250;
 /// Longest time budget a run may ask for, milliseconds.
 pub const MAX_TIME_BUDGET_MS: u64 = 60_000;
 
@@ -233,6 +235,11 @@ pub struct Filters {
     /// Drop tracks already in one of these playlists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_in_playlists: Vec<PlaylistId>,
+    /// Keep tracks playable in every one of these markets (ISO 3166-1 alpha-2 codes, such as
+    /// `GB`): a track Spotify lists elsewhere only, or marks restricted, is dropped. Tracks of
+    /// the synced catalog carry no market list and pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markets: Vec<String>,
     /// Lowest tempo, BPM (tracks without a measured tempo pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tempo: Option<f64>,
@@ -487,6 +494,15 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|n| n + 1)
 }
 
+/// `text` with CRLF and lone CR line ends written as LF, the line breaks of YAML 1.2 (§5.4).
+pub fn normalise_line_ends(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 impl RuleFile {
     /// Parses and checks a rule file.
     pub fn parse(text: &str) -> Result<Self, RuleError> {
@@ -497,6 +513,10 @@ impl RuleFile {
                 reason: "a rule file is at most 1 MB".into(),
             });
         }
+        // YAML breaks lines at LF, CRLF and a lone CR; `str::lines` (used for the lines of the
+        // cross-field errors) breaks only at LF. One line end for both, so every reported
+        // line is the one an editor shows.
+        let text = &normalise_line_ends(text);
         let rules: RuleFile = serde_yaml_ng::from_str(text).map_err(|err| {
             let line = err.location().map(|l| l.line());
             let message = err.to_string();
@@ -633,6 +653,20 @@ impl RuleFile {
                 "filters.min_energy",
                 format!("{lo} is above max_energy {hi}"),
             ));
+        }
+        if f.markets.len() > MAX_MARKETS {
+            return Err(bad(
+                "filters.markets",
+                format!("at most {MAX_MARKETS} markets, found {}", f.markets.len()),
+            ));
+        }
+        for (i, market) in f.markets.iter().enumerate() {
+            if market.len() != 2 || !market.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad(
+                    &format!("filters.markets[{i}]"),
+                    format!("{market:?} is not an ISO 3166-1 alpha-2 code such as GB"),
+                ));
+            }
         }
         for (i, word) in f.exclude_titles.iter().enumerate() {
             if normalise(word).is_empty() {
@@ -899,6 +933,36 @@ constraints:
         assert_eq!(err.line, Some(13), "{err}");
         assert!(err.field.contains("constraints"), "{err}");
         assert!(err.reason.contains("max_per_artsit"), "{err}");
+    }
+
+    #[test]
+    fn lone_cr_and_crlf_line_ends_give_the_editor_line() {
+        // A type error (the YAML decoder's line) and a contradiction (found after parsing,
+        // located by key): both on line 12/13 whatever the line ends.
+        for end in ["\r", "\r\n"] {
+            let typed = GOOD
+                .replace("tracks: 30", "tracks: thirty")
+                .replace('\n', end);
+            let err = RuleFile::parse(&typed).unwrap_err();
+            assert_eq!(err.line, Some(12), "{end:?}: {err}");
+            assert_eq!(err.field, "constraints.length.tracks", "{end:?}: {err}");
+            let crossed = GOOD
+                .replace("max_per_artist: 2", "max_per_artist: 12")
+                .replace('\n', end);
+            let err = RuleFile::parse(&crossed).unwrap_err();
+            assert_eq!(err.field, "constraints.max_per_artist", "{end:?}: {err}");
+            assert_eq!(err.line, Some(13), "{end:?}: {err}");
+        }
+        // Mixed: a lone CR inside the file moves every later line down by one, as in an editor.
+        let mixed = GOOD
+            .replacen('\n', "\r", 1)
+            .replace("max_per_artist: 2", "max_per_artist: 12");
+        let err = RuleFile::parse(&mixed).unwrap_err();
+        assert_eq!(err.line, Some(13), "{err}");
+        let lone = "version: 1\r\rplaylist: 37i9dQZF1DXcBWIGoYBM5M\rname: x\rbogus: 1\r";
+        let err = RuleFile::parse(lone).unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.reason.contains("bogus"), "{err}");
     }
 
     #[test]

@@ -1016,6 +1016,7 @@ mod tests {
                 camelot: Camelot::parse(key),
                 energy: Some(0.5),
             },
+            availability: Default::default(),
         }
     }
 

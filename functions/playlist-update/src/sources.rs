@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::model::{Camelot, Candidate, TrackFeatures, release_date};
+use crate::model::{Availability, Camelot, Candidate, TrackFeatures, release_date};
 use crate::rules::{SourceKind, SourceSpec};
 
 /// Tracks a source yields by default.
@@ -120,6 +120,7 @@ pub fn candidate(track: &Track, album_date: Option<NaiveDate>, label: &str) -> C
         added_at: None,
         sources: vec![label.to_owned()],
         features: TrackFeatures::default(),
+        availability: Availability::of(track),
     }
 }
 
@@ -479,6 +480,7 @@ async fn catalog_tracks(
                 added_at: None,
                 sources: vec![label.to_owned()],
                 features: TrackFeatures::default(),
+                availability: Availability::default(),
             });
         }
         if out.len() >= limit {

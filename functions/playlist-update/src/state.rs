@@ -141,8 +141,25 @@ pub struct CurationState {
     pub fingerprint: Option<String>,
     /// A `PlaylistUpdated` whose writes were made but whose publication is not confirmed.
     pub pending_event: Option<serde_json::Value>,
+    /// The write calls made for the latest request that wrote, journaled as each one
+    /// succeeds: the request's completion audits them all, even when the run that made them
+    /// died before its completion and a retry finds nothing left to write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<WriteJournal>,
     /// When this state was written.
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The write calls of one request (its idempotency key), for its audit record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteJournal {
+    /// The request's idempotency key (the same for each retry and duplicate of it).
+    pub key: String,
+    /// The playlist's snapshot before the request's first write.
+    pub previous_snapshot_id: String,
+    /// The write calls made, in order.
+    pub ops: Vec<crate::diff::Op>,
 }
 
 fn state_key(playlist: &PlaylistId) -> ItemKey {

@@ -75,6 +75,7 @@ fn instance() -> impl Strategy<Value = Instance> {
                                 )),
                                 energy: Some(rng.unit()),
                             },
+                            availability: Default::default(),
                         }
                     })
                     .collect();

@@ -267,7 +267,16 @@ impl Task for SocialMediaSync {
             SyncInput::Sync {
                 watchlist, artists, ..
             } => {
-                format!("watchlist#{watchlist}/{}-artists", artists.as_slice().len())
+                // The first artist names the message in the audit log (one subject per
+                // business key, as data-sync's `artists#<first>`), the count says how many.
+                let artists = artists.as_slice();
+                let first = artists
+                    .first()
+                    .map_or_else(String::new, ToString::to_string);
+                format!(
+                    "watchlist#{watchlist}/{first}+{}",
+                    artists.len().saturating_sub(1)
+                )
             }
         }
     }

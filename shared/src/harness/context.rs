@@ -22,6 +22,7 @@ pub(crate) struct EffectRecord {
 pub struct Cx {
     pub(crate) request_id: String,
     pub(crate) message_id: String,
+    pub(crate) idempotency_key: String,
     pub(crate) trace: TraceContext,
     pub(crate) deadline: DateTime<Utc>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -66,6 +67,14 @@ impl Cx {
     /// The id of the message being processed.
     pub fn message_id(&self) -> &str {
         &self.message_id
+    }
+
+    /// The business key the harness locks this message under (`<task>#<key>`): the task's
+    /// own key, or the hash of the canonical input. Unlike the message id it is the same for
+    /// every delivery and every spelling of one business input, so an id derived from it
+    /// names the same effect on every retry, whichever message carries it.
+    pub fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
     }
 
     /// The function's metrics.

@@ -12,7 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::context::Cx;
 use super::event::{self, Incoming, MAX_BODY_BYTES, SqsRecord};
 use super::{Harness, HarnessError, Invocation, Task};
-use crate::audit::{AuditEntry, CHAIN_BREAKS_METRIC};
+use crate::audit::AuditEntry;
 use crate::error::{Classify, ErrorClass, chain};
 use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
@@ -210,7 +210,7 @@ impl<T: Task> Harness<T> {
     }
 
     /// Walks the function's audit stream; a break is logged and counted in
-    /// [`CHAIN_BREAKS_METRIC`] (the template's alarm watches it), not failed: a retry cannot
+    /// [`crate::audit::CHAIN_BREAKS_METRIC`] (the template's alarm watches it), not failed: a retry cannot
     /// mend a chain. Only a store that cannot be read makes the invocation fail and retry.
     async fn verify_audit(&self) -> Result<Report, HarnessError> {
         let report = self
@@ -222,8 +222,7 @@ impl<T: Task> Harness<T> {
                 reason: chain(&err),
             })?;
         let metrics = &self.ports.metrics;
-        metrics.count(CHAIN_BREAKS_METRIC, report.problems.len() as u64);
-        metrics.count("AuditRecordsVerified", report.records);
+        crate::audit::count_verify_metrics(metrics, &report);
         if report.is_intact() {
             info!(stream = %report.stream, records = report.records, "audit chain intact");
         } else {
@@ -385,6 +384,7 @@ impl<T: Task> Harness<T> {
         let cx = Cx {
             request_id: invocation.request_id.clone(),
             message_id: unit.message_id.clone(),
+            idempotency_key: key.clone(),
             trace: unit.trace.clone(),
             deadline: invocation.deadline,
             clock: self.ports.clock.clone(),

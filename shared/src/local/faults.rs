@@ -23,6 +23,9 @@ use crate::ports::{
     IdempotencyRecord, IdempotencyStore, Item, ItemKey, OutgoingMessage, Page, PutCondition,
     PutInProgressError, Query, Queues, Secrets, Store,
 };
+use crate::ports::{
+    Generation, TextError, TextGenerator, TextRequest, WebApi, WebRequest, WebResponse,
+};
 
 /// What a fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -326,6 +329,80 @@ impl<P: Secrets + ?Sized> Secrets for Faulty<P> {
     }
 }
 
+/// The text port fails as a model endpoint does: throttled (a 429 with a `Retry-After` of
+/// zero), timed out, or unavailable (a 5xx). A lost acknowledgement is a throttle here: a
+/// generation has no effect of its own to lose.
+#[async_trait]
+impl<P: TextGenerator + ?Sized> TextGenerator for Faulty<P> {
+    fn model(&self) -> String {
+        self.inner.model()
+    }
+
+    fn context_tokens(&self) -> usize {
+        self.inner.context_tokens()
+    }
+
+    async fn generate(&self, request: &TextRequest) -> Result<Generation, TextError> {
+        let provider = self.inner.model();
+        match self.plan.before("text.generate", false).await {
+            Ok(_) => self.inner.generate(request).await,
+            Err(err) => {
+                let draw = self
+                    .plan
+                    .rng
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .random_range(0..3u8);
+                Err(match draw {
+                    0 => TextError::Throttled {
+                        provider,
+                        retry_after: Some(Duration::ZERO),
+                    },
+                    1 => TextError::Timeout {
+                        provider,
+                        after: self.plan.timeout,
+                    },
+                    _ => TextError::Unavailable {
+                        provider,
+                        operation: "generate".into(),
+                        source: Box::new(err),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// A platform API fails as one does: a transport error (throttled connection, timeout), or
+/// an answer `429 Too Many Requests` with a `Retry-After` of zero (a third of the faults),
+/// which the caller must honour like a real one.
+#[async_trait]
+impl<P: WebApi + ?Sized> WebApi for Faulty<P> {
+    async fn get(&self, request: &WebRequest) -> Result<WebResponse, PortError> {
+        match self.plan.before("web.get", false).await {
+            Ok(_) => self.inner.get(request).await,
+            Err(err) => {
+                let answer_429 = self
+                    .plan
+                    .rng
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .random_range(0..3u8)
+                    == 0;
+                if answer_429 {
+                    Ok(WebResponse {
+                        status: 429,
+                        body: br#"{"error":"rate limited (injected fault)"}"#.to_vec(),
+                        retry_after: Some(Duration::ZERO),
+                    })
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +459,105 @@ mod tests {
             "lost acknowledgements still wrote"
         );
         assert!(lost_acks > 0);
+    }
+
+    struct Answers;
+
+    #[async_trait]
+    impl WebApi for Answers {
+        async fn get(&self, _request: &WebRequest) -> Result<WebResponse, PortError> {
+            Ok(WebResponse {
+                status: 200,
+                body: b"{}".to_vec(),
+                retry_after: None,
+            })
+        }
+    }
+
+    #[async_trait]
+    impl TextGenerator for Answers {
+        fn model(&self) -> String {
+            "answers".into()
+        }
+        fn context_tokens(&self) -> usize {
+            1000
+        }
+        async fn generate(&self, _request: &TextRequest) -> Result<Generation, TextError> {
+            Ok(Generation {
+                text: "ok".into(),
+                stop: crate::ports::StopReason::EndTurn,
+                model: self.model(),
+                input_tokens: None,
+                output_tokens: None,
+                guardrail_trace: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn platform_and_text_faults_are_429s_errors_and_timeouts() {
+        let plan = FaultPlan::new(1.0, 3);
+        let web = Faulty::new(Arc::new(Answers), plan.clone());
+        let request = WebRequest {
+            upstream: "deezer",
+            path: "/artist/1".into(),
+            query: Vec::new(),
+            secret_query: None,
+            bearer: None,
+        };
+        let (mut throttled, mut failed) = (0, 0);
+        for _ in 0..60 {
+            match web.get(&request).await {
+                Ok(answer) => {
+                    assert_eq!(
+                        (answer.status, answer.retry_after),
+                        (429, Some(Duration::ZERO))
+                    );
+                    throttled += 1;
+                }
+                Err(err) => {
+                    assert!(err.to_string().contains("web.get"), "{err}");
+                    failed += 1;
+                }
+            }
+        }
+        assert!(
+            throttled > 5 && failed > 5,
+            "{throttled} 429s, {failed} errors"
+        );
+
+        let text = Faulty::new(Arc::new(Answers), plan.clone());
+        let request = TextRequest {
+            system: String::new(),
+            user: String::new(),
+            max_tokens: 1,
+            temperature: 0.0,
+        };
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            let err = text.generate(&request).await.unwrap_err();
+            kinds.insert(match err {
+                TextError::Throttled { .. } => "throttled",
+                TextError::Timeout { .. } => "timeout",
+                TextError::Unavailable { .. } => "unavailable",
+                _ => "other",
+            });
+        }
+        assert_eq!(kinds, ["throttled", "timeout", "unavailable"].into());
+        assert_eq!(plan.total(), 120);
+
+        plan.set_enabled(false);
+        assert_eq!(web.get(&request_of("x")).await.unwrap().status, 200);
+        assert_eq!(text.generate(&request).await.unwrap().text, "ok");
+    }
+
+    fn request_of(path: &str) -> WebRequest {
+        WebRequest {
+            upstream: "deezer",
+            path: path.into(),
+            query: Vec::new(),
+            secret_query: None,
+            bearer: None,
+        }
     }
 }

@@ -1245,6 +1245,23 @@ mod fuzz {
         assert!(decode::<TokenResponse>("token", TOKEN).is_ok());
     }
 
+    #[test]
+    fn a_tracks_markets_and_restriction_are_kept_as_given() {
+        let listed = Track::try_from(decode::<WTrack>("track", TRACK).unwrap()).unwrap();
+        // The recording lists no market: an empty list, not an unknown one.
+        assert_eq!(listed.available_markets, Some(vec![]));
+        assert_eq!((listed.playable, listed.restriction), (None, None));
+        // Asked with `market`: no list, `is_playable` and `restrictions` instead.
+        let mut v: serde_json::Value = serde_json::from_str(TRACK).unwrap();
+        v.as_object_mut().unwrap().remove("available_markets");
+        v["is_playable"] = serde_json::json!(false);
+        v["restrictions"] = serde_json::json!({"reason": "market"});
+        let relinked = Track::try_from(decode::<WTrack>("track", &v.to_string()).unwrap()).unwrap();
+        assert_eq!(relinked.available_markets, None);
+        assert_eq!(relinked.playable, Some(false));
+        assert_eq!(relinked.restriction.as_deref(), Some("market"));
+    }
+
     proptest! {
         #[test]
         fn near_valid_artists_never_panic(v in near(template(ARTIST))) {

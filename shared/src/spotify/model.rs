@@ -101,6 +101,19 @@ pub struct Track {
     pub track_number: Option<u32>,
     /// Disc number.
     pub disc_number: Option<u32>,
+    /// The markets (ISO 3166-1 alpha-2 codes) it can be played in, when Spotify lists them:
+    /// `available_markets`, deprecated in the description yet still sent when no `market` is
+    /// asked for. `None` when absent, which is not the same as an empty list (nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_markets: Option<Vec<String>>,
+    /// Whether it can be played in the market a request named (`is_playable`, sent with track
+    /// relinking); `None` when the request named no market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playable: Option<bool>,
+    /// Why it cannot be played, when Spotify says (`restrictions.reason`: `market`, `product`,
+    /// `explicit`, or a reason added later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restriction: Option<String>,
 }
 
 /// A Spotify user as owner or author of a playlist change.

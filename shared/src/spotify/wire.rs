@@ -162,6 +162,15 @@ pub(crate) struct WTrack {
     #[serde(default)]
     is_local: bool,
     uri: Option<String>,
+    available_markets: Option<Vec<String>>,
+    is_playable: Option<bool>,
+    restrictions: Option<WRestrictions>,
+}
+
+/// `restrictions` of a track (TrackRestrictionObject).
+#[derive(Debug, Deserialize)]
+struct WRestrictions {
+    reason: Option<String>,
 }
 
 impl TryFrom<WTrack> for Track {
@@ -178,6 +187,9 @@ impl TryFrom<WTrack> for Track {
             isrc: w.external_ids.and_then(|e| e.isrc),
             track_number: w.track_number,
             disc_number: w.disc_number,
+            available_markets: w.available_markets,
+            playable: w.is_playable,
+            restriction: w.restrictions.and_then(|r| r.reason),
         })
     }
 }
