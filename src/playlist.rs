@@ -146,10 +146,19 @@ pub async fn run(
             match response["status"].as_str() {
                 Some("completed") => {
                     let output = &response["output"];
-                    out(&format!(
-                        "{}\n",
-                        output["message"].as_str().unwrap_or_default()
-                    ))?;
+                    let stopped = output["status"] == "stopped_human_edit";
+                    // The run record's rendering opens with the same message: print it once.
+                    let record = if stopped {
+                        None
+                    } else {
+                        state::latest_run(db, &playlist).await?
+                    };
+                    if record.is_none() {
+                        out(&format!(
+                            "{}\n",
+                            output["message"].as_str().unwrap_or_default()
+                        ))?;
+                    }
                     for skip in output["skips"].as_array().into_iter().flatten() {
                         out(&format!(
                             "skipped: {}: {}\n",
@@ -157,14 +166,10 @@ pub async fn run(
                             skip["reason"].as_str().unwrap_or_default()
                         ))?;
                     }
-                    if output["status"] != "stopped_human_edit" {
-                        if let Some(record) = state::latest_run(db, &playlist).await? {
-                            out(&render(&record))?;
-                        }
-                        Ok(true)
-                    } else {
-                        Ok(false)
+                    if let Some(record) = record {
+                        out(&render(&record))?;
                     }
+                    Ok(!stopped)
                 }
                 _ => {
                     out(&format!(

@@ -140,6 +140,19 @@ fn index_key(name: &WatchlistName) -> ItemKey {
     ItemKey::new("watchlists", name.as_str())
 }
 
+/// The audit subject of a message over some of a watchlist's artists:
+/// `watchlist#<name>/<first artist>+<how many more>`. The first artist names the message (one
+/// subject per business key, as data-sync's `artists#<first>`), the count says how many.
+pub fn batch_subject(watchlist: &impl fmt::Display, artists: &[ArtistId]) -> String {
+    let first = artists
+        .first()
+        .map_or_else(String::new, ToString::to_string);
+    format!(
+        "watchlist#{watchlist}/{first}+{}",
+        artists.len().saturating_sub(1)
+    )
+}
+
 /// Loads the watchlist `name`.
 pub async fn load(store: &dyn Store, name: &WatchlistName) -> Result<Watchlist, WatchlistError> {
     Ok(load_versioned(store, name).await?.0)

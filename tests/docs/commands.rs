@@ -50,7 +50,14 @@ pub enum Program {
 const KNOWN_PROGRAMS: &[&str] = &["sam", "aws", "pip", "rustup", "source", "bash", "cargo"];
 /// Folders whose paths in a command must exist (generated ones such as `.local/` may not yet).
 const TREE_FOLDERS: &[&str] = &[
-    "events/", "scripts/", "infra/", "schemas/", "docs/", "functions/", "tests/", "shared/",
+    "events/",
+    "scripts/",
+    "infra/",
+    "schemas/",
+    "docs/",
+    "functions/",
+    "tests/",
+    "shared/",
 ];
 
 /// The command lines of every shell block of `doc`.
@@ -103,7 +110,9 @@ fn assignment(word: &str) -> Option<(String, String)> {
 fn line(mode: Mode, at: usize, mut words: Vec<String>) -> Result<Line, String> {
     if words.last().is_some_and(|w| w == "&") {
         if mode == Mode::Run {
-            return Err("a background command (`&`) cannot be run: mark the block `sh no-run`".into());
+            return Err(
+                "a background command (`&`) cannot be run: mark the block `sh no-run`".into(),
+            );
         }
         words.pop();
     }
@@ -184,7 +193,11 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
             }
             '\\' => match chars.next() {
                 Some(c) => word.get_or_insert_with(String::new).push(c),
-                None => return Err(format!("a line continuation in `{line}`: keep one command a line")),
+                None => {
+                    return Err(format!(
+                        "a line continuation in `{line}`: keep one command a line"
+                    ));
+                }
             },
             '$' | '`' | '|' | ';' => {
                 return Err(format!("`{c}` in `{line}`: keep documented commands plain"));
@@ -356,7 +369,9 @@ impl Cli {
             if started.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("still running after {limit:?}: mark it `sh no-run`"));
+                return Err(format!(
+                    "still running after {limit:?}: mark it `sh no-run`"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -365,7 +380,14 @@ impl Cli {
             return Ok(out);
         }
         let err = std::fs::read_to_string(&stderr).unwrap_or_default();
-        let tail: String = err.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = err
+            .chars()
+            .rev()
+            .take(1500)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         Err(format!("exited with {status}: {}", tail.trim()))
     }
 }
@@ -377,7 +399,10 @@ pub fn check_other(words: &[String], root: &Path) -> Vec<String> {
     if program == "make" {
         let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap_or_default();
         for target in &words[1..] {
-            if !makefile.lines().any(|l| l.starts_with(&format!("{target}:"))) {
+            if !makefile
+                .lines()
+                .any(|l| l.starts_with(&format!("{target}:")))
+            {
                 problems.push(format!("`make {target}`: no such target in the Makefile"));
             }
         }
@@ -409,7 +434,10 @@ mod tests {
 
     #[test]
     fn words_follow_shell_quoting_and_comments() {
-        assert_eq!(words("tasks a 'b c' \"d e\" f\\ g # note"), ["tasks", "a", "b c", "d e", "f g"]);
+        assert_eq!(
+            words("tasks a 'b c' \"d e\" f\\ g # note"),
+            ["tasks", "a", "b c", "d e", "f g"]
+        );
         assert!(words("# only a comment").is_empty());
         assert!(split_words("tasks $HOME").is_err());
         assert!(split_words("tasks a | less").is_err());
@@ -449,9 +477,13 @@ mod tests {
 
     #[test]
     fn unknown_flags_are_found_in_help_text() {
-        let help = "Options:\n      --json         Print JSON\n      --days <DAYS>  Days\n  -h, --help\n";
+        let help =
+            "Options:\n      --json         Print JSON\n      --days <DAYS>  Days\n  -h, --help\n";
         assert!(unknown_flags(&words("local --days 3 --json"), help).is_empty());
-        assert_eq!(unknown_flags(&words("local --day 3 --js --days=2"), help), ["--day", "--js"]);
+        assert_eq!(
+            unknown_flags(&words("local --day 3 --js --days=2"), help),
+            ["--day", "--js"]
+        );
     }
 
     #[test]

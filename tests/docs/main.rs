@@ -30,14 +30,25 @@ fn guide(relative: &str) -> markdown::Doc {
 }
 
 fn fail_with(problems: &[String]) {
-    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_translations_have_the_sources_sections_code_blocks_and_variables() {
     let source = guide(SOURCE);
-    assert!(source.headings.len() >= 30, "the source guide lost its sections");
-    assert!(source.blocks.len() >= 10, "the source guide lost its commands");
+    assert!(
+        source.headings.len() >= 30,
+        "the source guide lost its sections"
+    );
+    assert!(
+        source.blocks.len() >= 10,
+        "the source guide lost its commands"
+    );
     let mut problems = sync::anchors_present(SOURCE, &source);
     for name in TRANSLATIONS {
         let translation = guide(name);
@@ -56,11 +67,18 @@ fn no_relative_link_points_nowhere() {
             files.push(path);
         }
     }
-    assert!(files.len() >= 5, "README.md, the three guides, reliability.md: {files:?}");
+    assert!(
+        files.len() >= 5,
+        "README.md, the three guides, reliability.md: {files:?}"
+    );
     let mut library = sync::Library::default();
     let mut problems = Vec::new();
     for file in &files {
-        let shown = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+        let shown = file
+            .strip_prefix(root())
+            .unwrap_or(file)
+            .display()
+            .to_string();
         problems.extend(library.dead_links(file, &shown));
     }
     fail_with(&problems);
@@ -101,7 +119,10 @@ fn code_variables() -> BTreeSet<String> {
     for dir in ["src", "shared/src", "sandbox/src", "social-sandbox/src"] {
         walk(&root().join(dir), &mut files);
     }
-    for entry in std::fs::read_dir(root().join("functions")).unwrap().flatten() {
+    for entry in std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .flatten()
+    {
         walk(&entry.path().join("src"), &mut files);
         walk(&entry.path().join("benches"), &mut files);
     }
@@ -129,14 +150,20 @@ fn code_variables() -> BTreeSet<String> {
 fn every_variable_the_code_reads_or_the_template_sets_is_in_the_guide() {
     let documented = guide(SOURCE).variables;
     let code = code_variables();
-    assert!(code.len() >= 40, "the source scan found too little: {code:?}");
+    assert!(
+        code.len() >= 40,
+        "the source scan found too little: {code:?}"
+    );
     let template = read("template.yaml");
     let set: BTreeSet<String> = template
         .lines()
         .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_owned()))
         .filter(|k| markdown::is_variable(k))
         .collect();
-    assert!(set.contains("STORE_TABLE"), "the template scan found too little: {set:?}");
+    assert!(
+        set.contains("STORE_TABLE"),
+        "the template scan found too little: {set:?}"
+    );
     // `tasks` reads secrets as `SECRET_<NAME>` (shared/src/local/secrets.rs): the names it
     // builds for the Spotify and social credentials.
     let built = ["SECRET_SPOTIFY_REFRESH_TOKEN", "SECRET_SOCIAL_CREDENTIALS"].map(String::from);
@@ -153,7 +180,10 @@ fn every_variable_the_code_reads_or_the_template_sets_is_in_the_guide() {
 fn every_cli_command_is_shown_in_the_guide() {
     let mut cli = Cli::new(Path::new(env!("CARGO_BIN_EXE_tasks")), &root());
     let leaves = cli.leaves(Vec::new()).unwrap();
-    assert!(leaves.len() >= 20, "the CLI has more commands than {leaves:?}");
+    assert!(
+        leaves.len() >= 20,
+        "the CLI has more commands than {leaves:?}"
+    );
     let shown: Vec<Vec<String>> = commands::lines(&guide(SOURCE))
         .unwrap()
         .into_iter()
@@ -167,7 +197,10 @@ fn every_cli_command_is_shown_in_the_guide() {
         .filter(|leaf| !shown.iter().any(|args| args.starts_with(leaf)))
         .map(|leaf| format!("tasks {}", leaf.join(" ")))
         .collect();
-    assert!(missing.is_empty(), "{SOURCE} shows no example of {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "{SOURCE} shows no example of {missing:?}"
+    );
 }
 
 #[test]
@@ -200,7 +233,11 @@ fn every_command_in_the_guide_runs_or_parses() {
                         args.join(" ")
                     )),
                 }
-                eprintln!("ran `tasks {}` in {:.1?}", args.join(" "), started.elapsed());
+                eprintln!(
+                    "ran `tasks {}` in {:.1?}",
+                    args.join(" "),
+                    started.elapsed()
+                );
             }
             (Program::Tasks(args), Mode::Check) => {
                 checked += 1;
@@ -217,7 +254,10 @@ fn every_command_in_the_guide_runs_or_parses() {
         }
     }
     fail_with(&problems);
-    assert!(ran >= 15 && checked >= 25, "ran {ran}, checked {checked}: the guide lost commands");
+    assert!(
+        ran >= 15 && checked >= 25,
+        "ran {ran}, checked {checked}: the guide lost commands"
+    );
 }
 
 #[test]
@@ -230,12 +270,25 @@ fn a_documented_command_that_fails_or_drifts_is_caught() {
     )];
     let args = |s: &str| commands::split_words(s).unwrap();
     let failed = cli
-        .run(&args("invoke no-such-function --event events/audit-verify.json"), &env, Duration::from_secs(30))
+        .run(
+            &args("invoke no-such-function --event events/audit-verify.json"),
+            &env,
+            Duration::from_secs(30),
+        )
         .unwrap_err();
     assert!(failed.contains("unknown function"), "{failed}");
-    assert!(cli.run(&args("functions"), &env, Duration::from_secs(30)).is_ok());
-    assert_eq!(cli.check(&args("watchlist add demo x --by me")), ["`tasks watchlist add` has no flag --by"]);
+    assert!(
+        cli.run(&args("functions"), &env, Duration::from_secs(30))
+            .is_ok()
+    );
+    assert_eq!(
+        cli.check(&args("watchlist add demo x --by me")),
+        ["`tasks watchlist add` has no flag --by"]
+    );
     assert!(cli.check(&args("watchlist purge demo"))[0].contains("no subcommand `purge`"));
     assert!(cli.check(&args("playlist rules"))[0].contains("needs a subcommand"));
-    assert!(cli.check(&args("sandbox serve --addr 127.0.0.1:0 --tier extended")).is_empty());
+    assert!(
+        cli.check(&args("sandbox serve --addr 127.0.0.1:0 --tier extended"))
+            .is_empty()
+    );
 }

@@ -243,15 +243,23 @@ mod tests {
     fn slugs_follow_github() {
         let mut s = Slugger::default();
         assert_eq!(s.slug("The CLI"), "the-cli");
-        assert_eq!(s.slug("1. Ce que font les fonctions"), "1-ce-que-font-les-fonctions");
-        assert_eq!(s.slug("Storing the Spotify credentials"), "storing-the-spotify-credentials");
+        assert_eq!(
+            s.slug("1. Ce que font les fonctions"),
+            "1-ce-que-font-les-fonctions"
+        );
+        assert_eq!(
+            s.slug("Storing the Spotify credentials"),
+            "storing-the-spotify-credentials"
+        );
         assert_eq!(s.slug("The CLI"), "the-cli-1");
         assert_eq!(s.slug("Größe & Ärger"), "größe--ärger");
     }
 
     #[test]
     fn variables_are_whole_upper_case_words_with_an_underscore() {
-        let found = variables("`TASKS_DB`, _X_AMZN_TRACE_ID, SECRET_<NAME>, GLOBAL, x_TASKS_DB, RUST_LOG=debug");
+        let found = variables(
+            "`TASKS_DB`, _X_AMZN_TRACE_ID, SECRET_<NAME>, GLOBAL, x_TASKS_DB, RUST_LOG=debug",
+        );
         let found: Vec<&str> = found.iter().map(String::as_str).collect();
         assert_eq!(found, ["RUST_LOG", "TASKS_DB", "_X_AMZN_TRACE_ID"]);
     }

@@ -72,13 +72,23 @@ pub fn compare(source: &Doc, name: &str, translation: &Doc) -> Vec<String> {
             ));
         }
     }
-    let missing: Vec<&String> = source.variables.difference(&translation.variables).collect();
-    let extra: Vec<&String> = translation.variables.difference(&source.variables).collect();
+    let missing: Vec<&String> = source
+        .variables
+        .difference(&translation.variables)
+        .collect();
+    let extra: Vec<&String> = translation
+        .variables
+        .difference(&source.variables)
+        .collect();
     if !missing.is_empty() {
-        problems.push(format!("{name}: variables of the source missing: {missing:?}"));
+        problems.push(format!(
+            "{name}: variables of the source missing: {missing:?}"
+        ));
     }
     if !extra.is_empty() {
-        problems.push(format!("{name}: variables the source does not have: {extra:?}"));
+        problems.push(format!(
+            "{name}: variables the source does not have: {extra:?}"
+        ));
     }
     problems
 }
@@ -162,7 +172,9 @@ impl Library {
 fn is_external(dest: &str) -> bool {
     let scheme = dest.split_once(':').map(|(s, _)| s);
     scheme.is_some_and(|s| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
     })
 }
 
@@ -199,7 +211,10 @@ mod tests {
             .replace("Setup", "Installation")
             .replace("Set ", "Définir ")
             .replace("Limits", "Limites");
-        assert_eq!(compare(&parse(SOURCE), "fr", &parse(&fr)), Vec::<String>::new());
+        assert_eq!(
+            compare(&parse(SOURCE), "fr", &parse(&fr)),
+            Vec::<String>::new()
+        );
         assert!(anchors_present("fr", &parse(&fr)).is_empty());
     }
 
@@ -207,13 +222,24 @@ mod tests {
     fn a_missing_section_is_reported() {
         let fr = SOURCE.replace("<a id=\"c\"></a>\n## Limits\n", "");
         let problems = compare(&parse(SOURCE), "fr", &parse(&fr));
-        assert!(problems.iter().any(|p| p.contains("1 headings of level 2, the source has 2")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("heading 3 is nothing")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("1 headings of level 2, the source has 2")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("heading 3 is nothing")),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn sections_in_another_order_are_reported() {
-        let fr = SOURCE.replace("id=\"b\"", "id=\"x\"").replace("id=\"c\"", "id=\"b\"").replace("id=\"x\"", "id=\"c\"");
+        let fr = SOURCE
+            .replace("id=\"b\"", "id=\"x\"")
+            .replace("id=\"c\"", "id=\"b\"")
+            .replace("id=\"x\"", "id=\"c\"");
         let problems = compare(&parse(SOURCE), "fr", &parse(&fr));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("heading 2 is level 2 #c, the source's is level 2 #b"));
@@ -227,31 +253,58 @@ mod tests {
             SOURCE.replace("tasks functions\n", "tasks functions \n"),
         ] {
             let problems = compare(&parse(SOURCE), "fr", &parse(&fr));
-            assert!(problems.iter().any(|p| p.contains("code block 1 differs")), "{problems:?}");
+            assert!(
+                problems.iter().any(|p| p.contains("code block 1 differs")),
+                "{problems:?}"
+            );
         }
         let dropped = SOURCE.replace("```sh\ntasks functions\n```\n", "");
         let problems = compare(&parse(SOURCE), "fr", &parse(&dropped));
-        assert!(problems.iter().any(|p| p.contains("0 code blocks, the source has 1")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("0 code blocks, the source has 1"))
+        );
     }
 
     #[test]
     fn a_missing_or_extra_variable_is_reported() {
-        let problems = compare(&parse(SOURCE), "de", &parse(&SOURCE.replace("TASKS_DB", "TASK_DB")));
-        assert!(problems.iter().any(|p| p.contains("missing: [\"TASKS_DB\"]")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("does not have: [\"TASK_DB\"]")), "{problems:?}");
+        let problems = compare(
+            &parse(SOURCE),
+            "de",
+            &parse(&SOURCE.replace("TASKS_DB", "TASK_DB")),
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("missing: [\"TASKS_DB\"]")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("does not have: [\"TASK_DB\"]")),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn a_heading_without_anchor_is_reported() {
         let bad = SOURCE.replace("<a id=\"b\"></a>\n", "");
         let problems = anchors_present("de", &parse(&bad));
-        assert_eq!(problems, ["de:4: heading `Setup` has no <a id=\"…\"></a> on the line before"]);
+        assert_eq!(
+            problems,
+            ["de:4: heading `Setup` has no <a id=\"…\"></a> on the line before"]
+        );
     }
 
     #[test]
     fn dead_file_links_and_dead_anchors_are_reported() {
         let mut library = Library::default();
-        library.texts.insert(PathBuf::from("/doc/other.md"), "# Other title\n<a id=\"x\"></a>\n".into());
+        library.texts.insert(
+            PathBuf::from("/doc/other.md"),
+            "# Other title\n<a id=\"x\"></a>\n".into(),
+        );
         library.texts.insert(
             PathBuf::from("/doc/guide.md"),
             "# Here\n[ok](other.md#other-title) [ok2](other.md#x) [self](#here) [web](https://example.org/none)\n\

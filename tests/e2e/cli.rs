@@ -33,6 +33,35 @@ fn local_runs_on_the_embedded_default_and_verifies_the_audit_log() {
             .all(|r| r["problems"].as_array().unwrap().is_empty())
     );
     assert!(db.exists(), "the local database was created");
+
+    // The demo rules on the demo watchlist `local` seeded: a dry run, its message once, then
+    // the explanations.
+    let rules = tasks(
+        &db,
+        &[
+            "playlist",
+            "rules",
+            "apply",
+            "events/playlist-update/rules/demo.yaml",
+        ],
+    );
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stderr)
+    );
+    let run = tasks(&db, &["playlist", "run", "O1oLYhHc76ZH3F9qm5thw7"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let message = stdout
+        .lines()
+        .find_map(|l| l.split_once("(dry_run): ").map(|(_, m)| m))
+        .unwrap_or_else(|| panic!("no dry-run header: {stdout}"));
+    assert_eq!(stdout.matches(message).count(), 1, "{stdout}");
 }
 
 #[test]

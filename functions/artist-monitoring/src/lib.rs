@@ -208,18 +208,7 @@ impl<C: SpotifyConnect + 'static> Task for ArtistMonitoring<C> {
             MonitorInput::Plan { watchlist, .. } => format!("watchlist#{watchlist}"),
             MonitorInput::Snapshot {
                 watchlist, artists, ..
-            } => {
-                // The first artist names the message in the audit log (one subject per
-                // business key, as data-sync's `artists#<first>`), the count says how many.
-                let artists = artists.as_slice();
-                let first = artists
-                    .first()
-                    .map_or_else(String::new, ToString::to_string);
-                format!(
-                    "watchlist#{watchlist}/{first}+{}",
-                    artists.len().saturating_sub(1)
-                )
-            }
+            } => backbone::watchlist::batch_subject(watchlist, artists.as_slice()),
         }
     }
 
