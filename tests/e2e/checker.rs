@@ -125,19 +125,7 @@ pub async fn run<W: Workload>(
     for letter in &dead {
         eprintln!("dead letter ({}): {}", W::Task::NAME, letter.reason);
     }
-    let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
-        .await
-        .expect("audit");
-    let mut records = records;
-    while let Some(last) = records.last().map(|r| r.seq) {
-        let more = AuditStore::read(db, <W::Task as Task>::NAME, last, 1000)
-            .await
-            .expect("audit");
-        if more.is_empty() {
-            break;
-        }
-        records.extend(more);
-    }
+    let records = audit_records(db, <W::Task as Task>::NAME).await;
     let mut completions: BTreeMap<&str, usize> = BTreeMap::new();
     for record in records.iter().filter(|r| r.action == "completed") {
         *completions.entry(record.subject.as_str()).or_default() += 1;
@@ -239,9 +227,7 @@ pub async fn kill_between_effect_and_completion<W: Workload>(
             break;
         }
     }
-    let records = AuditStore::read(db, <W::Task as Task>::NAME, 0, 1000)
-        .await
-        .expect("audit");
+    let records = audit_records(db, <W::Task as Task>::NAME).await;
     let completions = records
         .iter()
         .filter(|r| r.action == "completed" && r.subject == workload.subject(0))
@@ -251,4 +237,19 @@ pub async fn kill_between_effect_and_completion<W: Workload>(
         effects_after_redelivery: workload.effects(db, 0).await,
         completions,
     }
+}
+
+/// The audit records of `stream`, every page.
+pub async fn audit_records(db: &LocalDb, stream: &str) -> Vec<backbone::ports::AuditRecord> {
+    let mut records = AuditStore::read(db, stream, 0, 1000).await.expect("audit");
+    while let Some(last) = records.last().map(|r| r.seq) {
+        let more = AuditStore::read(db, stream, last, 1000)
+            .await
+            .expect("audit");
+        if more.is_empty() {
+            break;
+        }
+        records.extend(more);
+    }
+    records
 }

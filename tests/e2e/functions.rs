@@ -19,7 +19,7 @@ use streaming_metrics::StreamingMetrics;
 use streaming_metrics::model::{Metric, Source, Subject};
 use streaming_metrics::rollups;
 
-use crate::checker::{self, Verdict, Workload};
+use crate::checker::{self, Verdict, Workload, audit_records};
 
 const DAY: (i32, u32, u32) = (2026, 11, 20);
 
@@ -1410,22 +1410,6 @@ async fn functions_soak() {
 // ---------------------------------------------------------------------------------------------
 // playlist-update: the sandbox user's own playlists, each with stored rules drawing on the
 // reliability watchlist's releases (read from the Spotify sandbox over real HTTP), applied.
-
-/// The audit records of `stream` (every page).
-async fn audit_records(db: &LocalDb, stream: &str) -> Vec<backbone::ports::AuditRecord> {
-    use backbone::ports::AuditStore;
-    let mut records = AuditStore::read(db, stream, 0, 1000).await.expect("audit");
-    while let Some(last) = records.last().map(|r| r.seq) {
-        let more = AuditStore::read(db, stream, last, 1000)
-            .await
-            .expect("audit");
-        if more.is_empty() {
-            break;
-        }
-        records.extend(more);
-    }
-    records
-}
 
 /// playlist-update: key `i` applies the rules of the sandbox user's playlist `i` for the
 /// day. The effect is on Spotify: the sandbox's playlist (read on the sandbox, not through
