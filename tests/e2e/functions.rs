@@ -1602,7 +1602,7 @@ async fn run_playlists(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlist_update_applies_each_playlist_once_under_duplicates_and_faults() {
-    let (verdict, audited) = run_playlists(true, 0.25, 0.02, 0.05).await;
+    let (verdict, audited) = run_playlists(true, 0.20, 0.01, 0.05).await;
     assert_exactly_once("playlist-update", &verdict, PLAYLIST_KEYS);
     assert_eq!(
         audited, verdict.effected,
