@@ -249,6 +249,11 @@ pub enum Unit {
     None,
 }
 
+/// The platforms other than Spotify whose audiences carry their name in a unit noun. A figure
+/// followed by one of them (`529 abonnés YouTube`, `529 followers on TikTok`) is read as that
+/// platform's figure, so the verifier does not accept it as a Spotify form.
+pub const PLATFORM_NAMES: [&str; 5] = ["YouTube", "Last.fm", "Deezer", "Instagram", "TikTok"];
+
 /// Every unit with a noun (for unit-swap tests).
 pub const COUNTED_UNITS: [Unit; 8] = [
     Unit::Followers,

@@ -7,7 +7,9 @@
 //! in English, French or German (compounds like `dreiundzwanzig` and `quatre-vingt-dix`
 //! included), a multiplier (`twice`, `doubled`, `Hälfte`), a decade word, or a month name.
 //! A figure with the right digits but the wrong unit, another language's separators, a shifted
-//! date or one digit changed is left over and fails.
+//! date or one digit changed is left over and fails. So is a form followed by the name of a
+//! platform it does not name (`529 abonnés YouTube`, `529 followers on TikTok`, where the
+//! Spotify form is `529 abonnés` or `529 followers`): that reads as the other platform's figure.
 //!
 //! Known strictness: `one`, `first`, `second` (also "a second chance"), `premier` and `erste`
 //! are always read as numbers, so prose using them is rejected (counted as false rejections in
@@ -16,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::lang::{DE_MONTHS, EN_MONTHS, FR_MONTHS};
+use crate::lang::{DE_MONTHS, EN_MONTHS, FR_MONTHS, PLATFORM_NAMES};
 
 /// One thing in a text that is numeric and not an allowed form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +64,25 @@ fn glued_after(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '%' | '\u{2030}' | '/')
 }
 
+/// Prepositions that may stand between a figure and the platform it is claimed for.
+const PLATFORM_PREPOSITIONS: [&str; 4] = ["on", "sur", "auf", "bei"];
+
+/// Whether the text after a form (`rest`) goes on with the name of a platform that the form
+/// itself does not name, directly or after a preposition.
+fn claims_other_platform(form: &[char], rest: &[char]) -> bool {
+    let form: String = form.iter().collect();
+    let rest: String = rest.iter().take(32).collect();
+    let mut rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '-');
+    if let Some((word, after)) = rest.split_once(char::is_whitespace)
+        && PLATFORM_PREPOSITIONS.contains(&word)
+    {
+        rest = after.trim_start();
+    }
+    PLATFORM_NAMES
+        .iter()
+        .any(|p| rest.starts_with(p) && !form.contains(p))
+}
+
 /// Checks `text` against the `allowed` forms.
 pub fn verify(text: &str, allowed: &[Allowed]) -> Verdict {
     let mut masked: Vec<Option<char>> = text.chars().map(Some).collect();
@@ -85,7 +106,12 @@ pub fn verify(text: &str, allowed: &[Allowed]) -> Verdict {
                 // A sentence's full stop may follow a form.
                 || (chars[start + form.len()] == '.'
                     && chars.get(start + form.len() + 1).is_none_or(|c| c.is_whitespace()));
-            if window == form.as_slice() && free && before_ok && after_ok {
+            if window == form.as_slice()
+                && free
+                && before_ok
+                && after_ok
+                && !claims_other_platform(&form, &chars[start + form.len()..])
+            {
                 for m in &mut masked[start..start + form.len()] {
                     *m = None;
                 }
@@ -547,6 +573,31 @@ mod tests {
             "Over a decade.",
         ] {
             assert!(!verify(bad, &a).passed(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_form_claimed_for_another_platform_fails() {
+        let a = allowed(&[
+            "529\u{a0}abonnés",
+            "529\u{a0}followers",
+            "12\u{a0}abonnés YouTube",
+        ]);
+        for bad in [
+            "Elle compte 529\u{a0}abonnés YouTube.",
+            "Elle compte 529\u{a0}abonnés sur Instagram.",
+            "Now 529\u{a0}followers on TikTok.",
+            "Jetzt 529\u{a0}followers auf Last.fm.",
+        ] {
+            assert!(!verify(bad, &a).passed(), "accepted: {bad}");
+        }
+        for ok in [
+            "Elle compte 529\u{a0}abonnés.",
+            "Elle compte 529\u{a0}abonnés sur Spotify et 12\u{a0}abonnés YouTube.",
+            "Now 529\u{a0}followers, and a video on YouTube.",
+        ] {
+            let v = verify(ok, &a);
+            assert!(v.passed(), "{ok}: {v:?}");
         }
     }
 
