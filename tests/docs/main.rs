@@ -223,8 +223,6 @@ fn every_command_in_the_guide_runs_or_parses() {
                 let mut with = env.clone();
                 with.extend(line.env.iter().cloned());
                 let started = Instant::now();
-                // `tasks local` drafts with the embedded model: about 100 s in a test build
-                // on two busy cores.
                 match cli.run(args, &with, Duration::from_secs(300)) {
                     Ok(_) => ran += 1,
                     Err(why) => problems.push(format!(
