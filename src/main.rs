@@ -666,7 +666,7 @@ async fn serve_command(db: &std::path::Path, args: ServeArgs) -> Result<()> {
     // on is a clean stop, never the default kill.
     let shutdown = shutdown_signal().context("installing the SIGTERM and Ctrl-C handlers")?;
     let clock: Arc<dyn Clock> = match (args.clock_start, args.clock_speed) {
-        (None, speed) if speed == 1.0 => Arc::new(SystemClock),
+        (None, 1.0) => Arc::new(SystemClock),
         (start, speed) => Arc::new(serve::ScaledClock::new(
             start.unwrap_or_else(Utc::now),
             speed,
