@@ -38,6 +38,12 @@ LOCAL_MODEL_PATH=$(bash scripts/fetch-model.sh)
 export LOCAL_MODEL_PATH
 bash infra/pytools.sh install botocore
 
+echo "== Debian packages (pinned): prometheus, for promtool and the scrape of \`tasks serve\`"
+bash scripts/install-debs.sh
+# PROMTOOL and PROMETHEUS, which tests/e2e/serve.rs runs.
+# shellcheck disable=SC1091
+source .local/debs.env
+
 echo "== tests"
 # The output is kept and scanned: no fixture token or secret may reach a log line.
 cargo test --workspace --all-features 2>&1 | tee .local/test-output.log

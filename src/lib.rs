@@ -6,6 +6,8 @@ pub mod content;
 pub mod days;
 pub mod playlist;
 pub mod report;
+pub mod schedule;
+pub mod serve;
 pub mod social;
 pub mod spotify;
 pub mod streaming;

@@ -11,9 +11,12 @@ use backbone::config::{HarnessConfig, ProcessEnv};
 use backbone::harness::metrics_for;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
 use backbone::spotify::Tier;
-use backbone::telemetry::{self, FileSink};
+use backbone::telemetry::prometheus::{RecordingSink, Registry};
+use backbone::telemetry::{self, FileSink, LineSink};
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
+use backbone::{ExposeSecret, SecretString};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use music_tasks::Local;
 use music_tasks::spotify::LocalSpotify;
@@ -61,6 +64,30 @@ enum Command {
         /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the function set as a long-lived local service on the embedded default: the
+    /// schedules of template.yaml fire on the local clock, the local queues feed the functions,
+    /// and `GET /metrics` (Prometheus) and `GET /healthz` answer over HTTP. SIGTERM or Ctrl-C
+    /// stops it: the batches in flight finish, queued messages wait for the next start.
+    Serve {
+        /// The address to listen on; any other than loopback needs a token.
+        #[arg(long, default_value = music_tasks::serve::DEFAULT_ADDR)]
+        addr: std::net::SocketAddr,
+        /// The token every request must carry as `Authorization: Bearer <token>`.
+        #[arg(long, env = "SERVE_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+        token: Option<SecretString>,
+        /// The watchlist the scheduled plans work through (the template's `Watchlist`).
+        #[arg(long, default_value = music_tasks::days::DEMO_WATCHLIST)]
+        watchlist: String,
+        /// The SAM template whose schedules fire (default: the one built into `tasks`).
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Where the local clock starts (RFC 3339, e.g. 2026-11-25T05:59:00Z; default now).
+        #[arg(long)]
+        clock_start: Option<DateTime<Utc>>,
+        /// How many times faster than real time the local clock runs (3600: an hour a second).
+        #[arg(long, default_value_t = 1.0)]
+        clock_speed: f64,
     },
     /// The Spotify sandbox: a stand-in for the Web API and accounts service.
     Sandbox {
@@ -207,7 +234,20 @@ enum AuditCommand {
     },
 }
 
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
 async fn local(db: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Local> {
+    local_recorded(db, clock, None).await
+}
+
+/// The local wiring; with a registry, the EMF lines are also recorded for `/metrics`.
+async fn local_recorded(
+    db: &std::path::Path,
+    clock: Arc<dyn Clock>,
+    registry: Option<Arc<Registry>>,
+) -> Result<Local> {
     if let Some(dir) = db.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -215,10 +255,14 @@ async fn local(db: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Local> {
     }
     let db_handle = LocalDb::open(db).with_context(|| format!("opening {}", db.display()))?;
     let telemetry_path = db.with_file_name("telemetry.jsonl");
-    let sink = Arc::new(
+    let file: Arc<dyn LineSink> = Arc::new(
         FileSink::append(&telemetry_path)
             .with_context(|| format!("opening {}", telemetry_path.display()))?,
     );
+    let sink: Arc<dyn LineSink> = match registry {
+        Some(registry) => Arc::new(RecordingSink::new(file, registry)),
+        None => file,
+    };
     telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
     let runtime = LocalRuntime::new(db_handle, clock, sink.clone());
     let metrics = metrics_for(&HarnessConfig::for_task("spotify"), "spotify", sink);
@@ -321,6 +365,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Serve {
+        addr,
+        token,
+        watchlist,
+        template,
+        clock_start,
+        clock_speed,
+    } = cli.command
+    {
+        serve_command(
+            &cli.db,
+            ServeArgs {
+                addr,
+                token,
+                watchlist,
+                template,
+                clock_start,
+                clock_speed,
+            },
+        )
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Analyze {
         audio,
         json,
@@ -382,6 +449,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let functions = music_tasks::functions(&local);
     match cli.command {
         Command::Sandbox { .. }
+        | Command::Serve { .. }
         | Command::Auth { .. }
         | Command::Analyze { .. }
         | Command::StreamingMetrics { .. }
@@ -562,6 +630,119 @@ async fn watchlist_command(runtime: &LocalRuntime, command: WatchlistCommand) ->
             print_json(&watchlist::load(store, &parse_name(&name)?).await?)
         }
         WatchlistCommand::List { name: None } => print_json(&watchlist::names(store).await?),
+    }
+}
+
+/// The arguments of `tasks serve`.
+struct ServeArgs {
+    addr: std::net::SocketAddr,
+    token: Option<SecretString>,
+    watchlist: String,
+    template: Option<PathBuf>,
+    clock_start: Option<DateTime<Utc>>,
+    clock_speed: f64,
+}
+
+/// The template built into the binary: the schedules `tasks serve` fires by default.
+const TEMPLATE: &str = include_str!("../template.yaml");
+
+async fn serve_command(db: &std::path::Path, args: ServeArgs) -> Result<()> {
+    use music_tasks::serve;
+
+    let template = match &args.template {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => TEMPLATE.to_owned(),
+    };
+    let overrides =
+        std::collections::BTreeMap::from([("Watchlist".to_owned(), args.watchlist.clone())]);
+    let schedules = music_tasks::schedule::from_template(&template, &overrides)?;
+    if !(args.clock_speed.is_finite() && args.clock_speed > 0.0) {
+        bail!("--clock-speed must be a positive number");
+    }
+    let token = args.token.filter(|t| !t.expose_secret().is_empty());
+    // The signal handlers are in place before the service says it listens: a SIGTERM from then
+    // on is a clean stop, never the default kill.
+    let shutdown = shutdown_signal().context("installing the SIGTERM and Ctrl-C handlers")?;
+    let clock: Arc<dyn Clock> = match (args.clock_start, args.clock_speed) {
+        (None, 1.0) => Arc::new(SystemClock),
+        (start, speed) => Arc::new(serve::ScaledClock::new(
+            start.unwrap_or_else(Utc::now),
+            speed,
+        )),
+    };
+    let registry = Arc::new(Registry::new());
+    let local = local_recorded(db, clock, Some(registry.clone())).await?;
+    music_tasks::days::seed_demo_watchlist(&local).await?;
+    music_tasks::days::seed_demo_rules(&local).await?;
+    let functions = music_tasks::functions(&local);
+    let listener = serve::bind(args.addr, token.as_ref()).await?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    eprintln!(
+        "tasks serve: listening on http://{bound} (/metrics, /healthz); {} functions, {} schedules from the template; SIGTERM or Ctrl-C stops it",
+        functions.len(),
+        schedules.len()
+    );
+    for schedule in &schedules {
+        let next = schedule
+            .expression
+            .next_after(local.runtime.clock.now(), local.runtime.clock.now());
+        eprintln!(
+            "  {schedule}: next {}",
+            next.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
+        );
+    }
+    let summary = serve::run(
+        &local,
+        functions,
+        schedules,
+        registry,
+        listener,
+        token.as_ref(),
+        shutdown,
+    )
+    .await?;
+    let queued: Vec<String> = summary
+        .queued
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| format!("{f} {n}"))
+        .collect();
+    eprintln!(
+        "tasks serve: stopped after {} schedule firings and {} batches ({} messages completed); still queued: {}",
+        summary.firings,
+        summary.batches,
+        summary.completed,
+        if queued.is_empty() {
+            "none".to_owned()
+        } else {
+            queued.join(", ")
+        }
+    );
+    Ok(())
+}
+
+/// Resolves at the first SIGTERM or SIGINT (Ctrl-C). The handlers are installed now, not when
+/// the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -9,5 +9,6 @@ mod monitoring;
 mod playlist;
 mod properties;
 mod reliability;
+mod serve;
 mod social;
 mod sqs;

@@ -147,6 +147,12 @@ pub trait Invoke: Send + Sync {
     /// Delivers the work queue's messages in batches until it is empty or only delayed
     /// messages remain (waiting up to `max_wait` for those to come back).
     async fn drain(&self, max_wait: Duration) -> Result<DrainSummary, PortError>;
+
+    /// Delivers one batch (up to 10) of the work queue's visible messages, as one invocation
+    /// of SQS's event source mapping would: completed and dead-lettered messages are deleted,
+    /// the others stay queued for redelivery. `None` when no message was visible. A
+    /// long-lived runner calls this in a loop so that it can stop between batches.
+    async fn deliver_batch(&self) -> Result<Option<DrainSummary>, PortError>;
 }
 
 #[async_trait]
@@ -169,8 +175,7 @@ impl<T: Task> Invoke for LocalFunction<T> {
         let mut summary = DrainSummary::default();
         let give_up_at = std::time::Instant::now() + max_wait;
         loop {
-            let batch = self.queues.receive(10, VISIBILITY).await?;
-            if batch.is_empty() {
+            let Some(batch) = self.deliver_batch().await? else {
                 let next = self.queues.next_visible_at().await?;
                 let Some(next) = next else { break };
                 let wait = (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
@@ -179,30 +184,45 @@ impl<T: Task> Invoke for LocalFunction<T> {
                 }
                 tokio::time::sleep(wait.max(Duration::from_millis(20))).await;
                 continue;
-            }
-            summary.invocations += 1;
-            let event = self.queues.sqs_event(&batch);
-            match self.invoke(event).await {
-                Ok(report) => {
-                    for (message, (_, outcome)) in batch.iter().zip(&report.messages) {
-                        match outcome {
-                            Outcome::Completed { .. } => summary.completed += 1,
-                            Outcome::Rejected { .. } | Outcome::DeadLettered { .. } => {
-                                summary.dead_lettered += 1
-                            }
-                            Outcome::Retry { .. } | Outcome::Skipped => {
-                                summary.retried += 1;
-                                continue;
-                            }
-                        }
-                        self.queues.delete(&message.receipt_handle).await?;
-                    }
-                }
-                // A whole-invocation failure leaves every message for redelivery, as SQS does.
-                Err(_) => summary.retried += batch.len() as u64,
-            }
+            };
+            summary.invocations += batch.invocations;
+            summary.completed += batch.completed;
+            summary.dead_lettered += batch.dead_lettered;
+            summary.retried += batch.retried;
         }
         summary.pending = self.queues.depth().await?;
         Ok(summary)
+    }
+
+    async fn deliver_batch(&self) -> Result<Option<DrainSummary>, PortError> {
+        let batch = self.queues.receive(10, VISIBILITY).await?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let mut summary = DrainSummary {
+            invocations: 1,
+            ..DrainSummary::default()
+        };
+        let event = self.queues.sqs_event(&batch);
+        match self.invoke(event).await {
+            Ok(report) => {
+                for (message, (_, outcome)) in batch.iter().zip(&report.messages) {
+                    match outcome {
+                        Outcome::Completed { .. } => summary.completed += 1,
+                        Outcome::Rejected { .. } | Outcome::DeadLettered { .. } => {
+                            summary.dead_lettered += 1
+                        }
+                        Outcome::Retry { .. } | Outcome::Skipped => {
+                            summary.retried += 1;
+                            continue;
+                        }
+                    }
+                    self.queues.delete(&message.receipt_handle).await?;
+                }
+            }
+            // A whole-invocation failure leaves every message for redelivery, as SQS does.
+            Err(_) => summary.retried += batch.len() as u64,
+        }
+        Ok(Some(summary))
     }
 }

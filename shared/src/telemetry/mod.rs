@@ -6,6 +6,7 @@
 
 pub mod logs;
 pub mod metrics;
+pub mod prometheus;
 pub mod trace;
 
 use std::io::Write;
