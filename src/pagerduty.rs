@@ -491,6 +491,37 @@ impl Forwarder {
     }
 }
 
+/// What `tasks local` did with its alerts: `None` without `PAGERDUTY_EVENTS_URL`, else the
+/// events sent for what the bus received after event `after`.
+pub async fn forward_local(
+    bus: &backbone::local::LocalBus,
+    after: i64,
+) -> Result<Option<Vec<Sent>>, anyhow::Error> {
+    let Some(forwarder) = Forwarder::from_env(&backbone::config::ProcessEnv)? else {
+        return Ok(None);
+    };
+    let events: Vec<backbone::local::StoredEvent> = bus
+        .events()
+        .await?
+        .into_iter()
+        .filter(|stored| stored.id > after)
+        .collect();
+    Ok(Some(forwarder.forward(&events).await?))
+}
+
+/// The id of the newest event on the local bus (0 if none): where a run's new events start.
+pub async fn last_event_id(bus: &backbone::local::LocalBus) -> Result<i64, anyhow::Error> {
+    Ok(bus.events().await?.last().map_or(0, |stored| stored.id))
+}
+
+/// Serves the fake Events API on `addr` until stopped.
+pub async fn serve_fake(addr: std::net::SocketAddr) -> Result<(), anyhow::Error> {
+    let api = fake::EventsApi::new();
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, api.router()).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,3 +372,48 @@ async fn the_local_runner_forwards_its_bus_alerts_to_the_events_api() {
     let err = Forwarder::from_env(&no_key).err().unwrap();
     assert!(err.to_string().contains("PAGERDUTY_ROUTING_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn tasks_local_sends_the_alerts_of_its_run_to_the_events_api_url() {
+    let (api, url) = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tasks.sqlite3");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tasks"))
+            .args(["local", "--days", "3", "--json"])
+            .env("TASKS_DB", &db)
+            .env("TEXT_GENERATOR", "template")
+            .env("PAGERDUTY_EVENTS_URL", &url)
+            .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent = summary["pagerduty"].as_array().unwrap_or_else(|| {
+        panic!(
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+                .chars()
+                .take(600)
+                .collect::<String>()
+        )
+    });
+    // The demo watchlist raises at least one artist alert over three days.
+    assert!(!sent.is_empty(), "{}", summary["pagerduty"]);
+    assert!(sent.iter().all(|s| s["status"] == "success"), "{sent:?}");
+    let accepted = api.accepted();
+    assert_eq!(accepted.len(), sent.len());
+    assert!(api.refused().is_empty(), "{:?}", api.refused());
+    for (event, sent) in accepted.iter().zip(sent) {
+        assert_eq!(event["routing_key"], ROUTING_KEY);
+        assert_eq!(event["dedup_key"], sent["dedup_key"]);
+    }
+}

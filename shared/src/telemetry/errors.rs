@@ -8,7 +8,7 @@
 //!
 //! No secret leaves in an event: every string of it (message, exception, tags, contexts,
 //! breadcrumbs) is scrubbed of the values of secret-named configuration variables
-//! (`*SECRET*`, `*TOKEN*`, `*PASSWORD*`, `*_KEY`, ...), of the values under secret-named fields
+//! (containing `secret`, `token`, `password`, ..., or ending in `_key`, in any case), of the values under secret-named fields
 //! of the input being processed, and of `Bearer`/`Basic` credentials. The input body itself is
 //! never attached.
 //!
@@ -132,23 +132,23 @@ impl Redactions {
 
 /// Whether a variable or field name says its value is a credential.
 fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase().replace('-', "_");
+    let lower = name.to_ascii_lowercase().replace('-', "_");
     [
-        "SECRET",
-        "TOKEN",
-        "PASSWORD",
-        "PASSWD",
-        "CREDENTIAL",
-        "API_KEY",
-        "APIKEY",
-        "PRIVATE_KEY",
-        "ACCESS_KEY",
-        "AUTHORIZATION",
-        "ROUTING_KEY",
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "credential",
+        "api_key",
+        "apikey",
+        "private_key",
+        "access_key",
+        "authorization",
+        "routing_key",
     ]
     .iter()
-    .any(|word| upper.contains(word))
-        || upper.ends_with("_KEY")
+    .any(|word| lower.contains(word))
+        || lower.ends_with("_key")
 }
 
 fn collect_input_secrets(value: &Value, under_secret: bool, out: &mut Redactions) {
