@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod content;
 pub mod days;
+pub mod pagerduty;
 pub mod playlist;
 pub mod report;
 pub mod schedule;

@@ -94,6 +94,13 @@ enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// A fake of PagerDuty's Events API v2 that checks every event as PagerDuty does; point
+    /// `PAGERDUTY_EVENTS_URL` at `http://ADDR/v2/enqueue` and `tasks local` sends it its alerts.
+    PagerdutyFake {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8898")]
+        addr: std::net::SocketAddr,
+    },
     /// List the functions that exist.
     Functions,
     /// The audit log.
@@ -345,6 +352,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         spotify_sandbox::serve(addr, config).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::PagerdutyFake { addr } = cli.command {
+        tracing::info!(%addr, "serving the PagerDuty Events API fake");
+        eprintln!(
+            "PagerDuty Events API fake on http://{addr}: PAGERDUTY_EVENTS_URL=http://{addr}/v2/enqueue"
+        );
+        music_tasks::pagerduty::serve_fake(addr).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Auth {
         client_id,
         port,
@@ -450,6 +465,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sandbox { .. }
         | Command::Serve { .. }
+        | Command::PagerdutyFake { .. }
         | Command::Auth { .. }
         | Command::Analyze { .. }
         | Command::StreamingMetrics { .. }
@@ -468,6 +484,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let seeded = music_tasks::days::seed_demo_watchlist(&local).await?;
             music_tasks::days::seed_demo_rules(&local).await?;
+            let seen = music_tasks::pagerduty::last_event_id(&runtime.bus()).await?;
             let runs = music_tasks::days::simulate(
                 &local,
                 &manual,
@@ -490,15 +507,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .await?;
             let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors).collect();
+            let paged = music_tasks::pagerduty::forward_local(&runtime.bus(), seen).await?;
             if json {
                 print_json(&serde_json::json!({
                     "database": cli.db.display().to_string(),
                     "seededWatchlist": seeded,
                     "days": runs,
                     "report": report,
+                    "pagerduty": paged,
                 }))?;
             } else {
                 let mut text = report.to_string();
+                if let Some(paged) = &paged {
+                    text.push_str(&format!("pagerduty: {} events sent\n", paged.len()));
+                }
                 for error in &errors {
                     text.push_str(&format!("schedule error: {error}\n"));
                 }
@@ -544,6 +566,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             music_tasks::days::seed_demo_watchlist(&local).await?;
             music_tasks::days::seed_demo_rules(&local).await?;
+            let seen = music_tasks::pagerduty::last_event_id(&runtime.bus()).await?;
             let mut runs = Vec::new();
             for function in &functions {
                 runs.push(
@@ -558,10 +581,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             let audit = music_tasks::verify_audit(runtime, None).await?;
             let intact = audit.iter().all(|r| r.is_intact());
+            // With `PAGERDUTY_EVENTS_URL`, this run's alerts go where the template routes them.
+            let paged = music_tasks::pagerduty::forward_local(&runtime.bus(), seen).await?;
             print_json(&serde_json::json!({
                 "database": cli.db.display().to_string(),
                 "functions": runs,
                 "audit": audit,
+                "pagerduty": paged,
                 "note": if functions.is_empty() { "no function exists yet" } else { "" },
             }))?;
             Ok(if intact {

@@ -32,6 +32,12 @@ pub enum ConfigError {
 pub trait EnvSource {
     /// The value of `name`, if set.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Every variable with its value, for the readers that look for names by pattern (the
+    /// secret-named variables an error report must not contain). Empty unless a source lists.
+    fn vars(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The process environment.
@@ -42,17 +48,33 @@ impl EnvSource for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect()
+    }
 }
 
 impl EnvSource for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 impl EnvSource for HashMap<&str, &str> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).map(|v| (*v).to_owned())
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 }
 
@@ -132,6 +154,9 @@ pub struct HarnessConfig {
     pub batch_concurrency: usize,
     /// `AWS_LAMBDA_FUNCTION_VERSION` or the crate version: the version stamped on logs and audit.
     pub version: String,
+    /// `SENTRY_DSN` (and `SENTRY_ENVIRONMENT`): where errors and panics are reported; `None`
+    /// reports nothing.
+    pub sentry: Option<crate::telemetry::SentryConfig>,
 }
 
 /// Default CloudWatch namespace of the metrics.
@@ -166,6 +191,7 @@ impl HarnessConfig {
             version: optional(env, "AWS_LAMBDA_FUNCTION_VERSION")
                 .filter(|v| v != "$LATEST")
                 .unwrap_or_else(|| crate_version.to_owned()),
+            sentry: crate::telemetry::SentryConfig::from_env(env)?,
         })
     }
 

@@ -4,7 +4,9 @@
 //! each invocation the harness recognises the event (SQS batch, EventBridge event, direct
 //! payload), validates every input, runs the task under idempotency, writes the audit record,
 //! sends fan-out messages, routes failures by class (dead-letter, retry, delay), reports
-//! partial batch failures and emits logs and EMF metrics with the trace id.
+//! partial batch failures and emits logs and EMF metrics with the trace id. With `SENTRY_DSN`
+//! set it reports records that fail for good, panics and failed invocations to Sentry, and
+//! flushes them before the invocation returns.
 //!
 //! Scheduled invocations: EventBridge rule events are keyed by their event id. Scheduler
 //! invocations arrive as direct payloads and are keyed by their content, so a schedule whose
@@ -33,7 +35,7 @@ use crate::config::HarnessConfig;
 use crate::error::Classify;
 use crate::idempotency::Idempotency;
 use crate::ports::{AuditStore, IdempotencyStore, Queues};
-use crate::telemetry::{LineSink, Metrics};
+use crate::telemetry::{ErrorReporter, LineSink, Metrics};
 use crate::validate::{Validate, ValidationError};
 
 /// A task: what one function does with one validated input.
@@ -171,6 +173,8 @@ pub struct Harness<T: Task> {
     pub(crate) idempotency: Option<Idempotency>,
     pub(crate) audit: AuditLog,
     pub(crate) config: HarnessConfig,
+    /// Sentry, when `SENTRY_DSN` is set.
+    pub(crate) reporter: Option<ErrorReporter>,
 }
 
 impl<T: Task> Harness<T> {
@@ -184,12 +188,17 @@ impl<T: Task> Harness<T> {
             )
         });
         let audit = AuditLog::new(ports.audit.clone(), ports.clock.clone());
+        let reporter = config
+            .sentry
+            .as_ref()
+            .map(|sentry| ErrorReporter::new(sentry, T::NAME, &config.version));
         Self {
             task: Arc::new(task),
             ports,
             idempotency,
             audit,
             config,
+            reporter,
         }
     }
 

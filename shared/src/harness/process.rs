@@ -17,8 +17,11 @@ use crate::error::{Classify, ErrorClass, chain};
 use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
 use crate::ports::{DeadLetter, IdempotencyRecord, OutgoingMessage};
-use crate::telemetry::TraceContext;
+use crate::telemetry::errors::MAX_FLUSH;
+use crate::telemetry::{ErrorReporter, EventTags, TraceContext};
 use crate::validate::{ValidationError, parse_json, parse_value};
+use sentry::SentryFutureExt;
+use sentry::protocol::Level;
 use serde::{Deserialize, Serialize};
 
 /// SQS refuses visibility timeouts over 12 hours; a longer `Retry-After` is capped to it.
@@ -146,6 +149,27 @@ impl<T: Task> Harness<T> {
             .dispatch(event, &invocation, &trace)
             .instrument(span)
             .await;
+        if let Some(reporter) = &self.reporter {
+            if let Err(err) = &result {
+                let hub = reporter.hub(
+                    &EventTags {
+                        request_id: &invocation.request_id,
+                        trace_id: &trace.root,
+                        message_id: None,
+                    },
+                    None,
+                );
+                ErrorReporter::report(&hub, Level::Error, "invocation", &chain(err));
+            }
+            // Lambda freezes the process once the invocation returns: send what is queued now,
+            // within the time left.
+            let left = (invocation.deadline - self.ports.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if !reporter.flush(left.min(MAX_FLUSH)).await {
+                metrics.count("ErrorReportsUnsent", 1);
+            }
+        }
         metrics.duration_ms(
             "InvocationDuration",
             started.elapsed().as_secs_f64() * 1000.0,
@@ -339,7 +363,37 @@ impl<T: Task> Harness<T> {
     async fn process(&self, unit: Unit, invocation: &Invocation) -> Outcome {
         let started = Instant::now();
         let span = info_span!("message", messageId = %unit.message_id, traceId = %unit.trace.root);
-        let outcome = self.process_inner(&unit, invocation).instrument(span).await;
+        let work = self.process_inner(&unit, invocation).instrument(span);
+        let outcome = match &self.reporter {
+            None => work.await,
+            Some(reporter) => {
+                let input = match &unit.payload {
+                    Payload::Json(value) => Some(value.clone()),
+                    Payload::Text(text) => serde_json::from_str(text).ok(),
+                };
+                let hub = reporter.hub(
+                    &EventTags {
+                        request_id: &invocation.request_id,
+                        trace_id: &unit.trace.root,
+                        message_id: Some(&unit.message_id),
+                    },
+                    input.as_ref(),
+                );
+                // Bound while the task is polled, so sentry's panic hook reports a panic with
+                // this message's tags.
+                let outcome = work.bind_hub(hub.clone()).await;
+                match &outcome {
+                    Outcome::DeadLettered { reason } => {
+                        ErrorReporter::report(&hub, Level::Error, "permanent", reason);
+                    }
+                    Outcome::Rejected { reason } => {
+                        ErrorReporter::report(&hub, Level::Warning, "invalid", reason);
+                    }
+                    _ => {}
+                }
+                outcome
+            }
+        };
         let metrics = &self.ports.metrics;
         metrics.duration_ms("MessageDuration", started.elapsed().as_secs_f64() * 1000.0);
         match &outcome {

@@ -1,9 +1,10 @@
 //! Telemetry in one place: JSON logs in the shape of Lambda's JSON log format, CloudWatch
-//! Embedded Metric Format metrics, and X-Ray trace ids.
+//! Embedded Metric Format metrics, X-Ray trace ids, and errors to Sentry.
 //!
 //! Output goes through a [`LineSink`], stdout in production and a capture buffer in tests,
 //! so tests can read exactly what an operator would see.
 
+pub mod errors;
 pub mod logs;
 pub mod metrics;
 pub mod prometheus;
@@ -12,6 +13,7 @@ pub mod trace;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+pub use errors::{ErrorReporter, EventTags, Redactions, SentryConfig};
 pub use logs::{JsonLogLayer, init, init_with_sink, install_for_test};
 pub use metrics::{Metrics, Unit};
 pub use trace::TraceContext;
