@@ -12,6 +12,7 @@ pub mod serve;
 pub mod social;
 pub mod spotify;
 pub mod streaming;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

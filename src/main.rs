@@ -669,9 +669,6 @@ struct ServeArgs {
     clock_speed: f64,
 }
 
-/// The template built into the binary: the schedules `tasks serve` fires by default.
-const TEMPLATE: &str = include_str!("../template.yaml");
-
 async fn serve_command(db: &std::path::Path, args: ServeArgs) -> Result<()> {
     use music_tasks::serve;
 
@@ -679,7 +676,7 @@ async fn serve_command(db: &std::path::Path, args: ServeArgs) -> Result<()> {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
         }
-        None => TEMPLATE.to_owned(),
+        None => music_tasks::template::TEMPLATE.to_owned(),
     };
     let overrides =
         std::collections::BTreeMap::from([("Watchlist".to_owned(), args.watchlist.clone())]);

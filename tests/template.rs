@@ -10,56 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use music_tasks::template::to_json;
 use serde_json::{Map, Value, json};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// YAML to JSON, with short-form intrinsic functions in their long form.
-fn to_json(value: serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Y;
-    match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                json!(i)
-            } else {
-                json!(n.as_f64())
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Y::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Y::String(s) => s,
-                        other => serde_yaml_ng::to_string(&other).unwrap().trim().to_owned(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-        Y::Tagged(tagged) => {
-            let name = tagged.tag.to_string().trim_start_matches('!').to_owned();
-            let inner = to_json(tagged.value);
-            let (key, inner) = match name.as_str() {
-                "Ref" | "Condition" => (name.clone(), inner),
-                // `!GetAtt Resource.Attribute` is the string form of ["Resource", "Attribute"].
-                "GetAtt" => match inner {
-                    Value::String(s) => {
-                        let (resource, attribute) = s.split_once('.').unwrap();
-                        ("Fn::GetAtt".into(), json!([resource, attribute]))
-                    }
-                    other => ("Fn::GetAtt".into(), other),
-                },
-                _ => (format!("Fn::{name}"), inner),
-            };
-            json!({ key: inner })
-        }
-    }
 }
 
 struct Template {
