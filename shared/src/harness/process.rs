@@ -18,7 +18,7 @@ use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
 use crate::ports::{DeadLetter, IdempotencyRecord, OutgoingMessage};
 use crate::telemetry::errors::MAX_FLUSH;
-use crate::telemetry::{ErrorReporter, EventTags, TraceContext};
+use crate::telemetry::{ErrorReporter, EventTags, MessageInput, TraceContext};
 use crate::validate::{ValidationError, parse_json, parse_value};
 use sentry::SentryFutureExt;
 use sentry::protocol::Level;
@@ -368,8 +368,8 @@ impl<T: Task> Harness<T> {
             None => work.await,
             Some(reporter) => {
                 let input = match &unit.payload {
-                    Payload::Json(value) => Some(value.clone()),
-                    Payload::Text(text) => serde_json::from_str(text).ok(),
+                    Payload::Json(value) => MessageInput::Json(value.clone()),
+                    Payload::Text(text) => MessageInput::Text(text.clone()),
                 };
                 let hub = reporter.hub(
                     &EventTags {
@@ -377,7 +377,7 @@ impl<T: Task> Harness<T> {
                         trace_id: &unit.trace.root,
                         message_id: Some(&unit.message_id),
                     },
-                    input.as_ref(),
+                    Some(input),
                 );
                 // Bound while the task is polled, so sentry's panic hook reports a panic with
                 // this message's tags.

@@ -264,6 +264,15 @@ impl fmt::Debug for ErrorReporter {
     }
 }
 
+/// The body of the message a hub reports for, searched for secret-named fields.
+#[derive(Debug, Clone)]
+pub enum MessageInput {
+    /// A body that arrived as JSON.
+    Json(Value),
+    /// A body that arrived as text (JSON or not).
+    Text(String),
+}
+
 impl ErrorReporter {
     /// A client for `task` at `version` sending to `config`'s DSN. Building it installs
     /// sentry's panic hook (once per process), which reports a panic to the hub bound to the
@@ -296,10 +305,20 @@ impl ErrorReporter {
     /// A hub whose scope tags every event with the task, version and `tags`, and scrubs the
     /// configured secrets and those found in `input`. Bind it to the future that processes the
     /// message (`sentry::SentryFutureExt::bind_hub`) so a panic there is reported with them.
-    pub fn hub(&self, tags: &EventTags<'_>, input: Option<&Value>) -> Arc<Hub> {
-        let redactions = match input {
-            Some(input) => self.redactions.with_input(input),
-            None => self.redactions.clone(),
+    pub fn hub(&self, tags: &EventTags<'_>, input: Option<MessageInput>) -> Arc<Hub> {
+        // The input is searched for secrets only when an event is reported: most messages
+        // report nothing, and a text body would otherwise be parsed a second time.
+        let base = self.redactions.clone();
+        let redactions = std::sync::OnceLock::new();
+        let scrub = move |event| {
+            redactions
+                .get_or_init(|| match &input {
+                    Some(MessageInput::Json(value)) => base.with_input(value),
+                    Some(MessageInput::Text(text)) => serde_json::from_str::<Value>(text)
+                        .map_or_else(|_| base.clone(), |value| base.with_input(&value)),
+                    None => base.clone(),
+                })
+                .scrub_event(event)
         };
         let mut scope = Scope::default();
         scope.set_tag("task", &self.task);
@@ -326,7 +345,7 @@ impl ErrorReporter {
                 .collect(),
             ),
         );
-        scope.add_event_processor(move |event| redactions.scrub_event(event));
+        scope.add_event_processor(scrub);
         Arc::new(Hub::new(Some(self.client.clone()), Arc::new(scope)))
     }
 

@@ -13,7 +13,7 @@ pub mod trace;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-pub use errors::{ErrorReporter, EventTags, Redactions, SentryConfig};
+pub use errors::{ErrorReporter, EventTags, MessageInput, Redactions, SentryConfig};
 pub use logs::{JsonLogLayer, init, init_with_sink, install_for_test};
 pub use metrics::{Metrics, Unit};
 pub use trace::TraceContext;
