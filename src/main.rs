@@ -484,7 +484,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let seeded = music_tasks::days::seed_demo_watchlist(&local).await?;
             music_tasks::days::seed_demo_rules(&local).await?;
-            let seen = music_tasks::pagerduty::last_event_id(&runtime.bus()).await?;
+            let seen = runtime.bus().last_id().await?;
             let runs = music_tasks::days::simulate(
                 &local,
                 &manual,
@@ -566,7 +566,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             music_tasks::days::seed_demo_watchlist(&local).await?;
             music_tasks::days::seed_demo_rules(&local).await?;
-            let seen = music_tasks::pagerduty::last_event_id(&runtime.bus()).await?;
+            let seen = runtime.bus().last_id().await?;
             let mut runs = Vec::new();
             for function in &functions {
                 runs.push(

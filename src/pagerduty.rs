@@ -455,18 +455,8 @@ pub async fn forward_local(
     let Some(forwarder) = Forwarder::from_env(&backbone::config::ProcessEnv)? else {
         return Ok(None);
     };
-    let events: Vec<backbone::local::StoredEvent> = bus
-        .events()
-        .await?
-        .into_iter()
-        .filter(|stored| stored.id > after)
-        .collect();
+    let events = bus.events_after(after).await?;
     Ok(Some(forwarder.forward(&events).await?))
-}
-
-/// The id of the newest event on the local bus (0 if none): where a run's new events start.
-pub async fn last_event_id(bus: &backbone::local::LocalBus) -> Result<i64, anyhow::Error> {
-    Ok(bus.events().await?.last().map_or(0, |stored| stored.id))
 }
 
 /// Serves the fake Events API on `addr` until stopped.

@@ -320,13 +320,31 @@ impl LocalBus {
 
     /// Every event published so far, oldest first.
     pub async fn events(&self) -> Result<Vec<StoredEvent>, PortError> {
+        self.events_after(0).await
+    }
+
+    /// The id of the newest event (0 when there is none): where the events of a run about to
+    /// start will begin.
+    pub async fn last_id(&self) -> Result<i64, PortError> {
+        self.db
+            .with("bus.last_id", |conn| {
+                conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
+                    row.get(0)
+                })
+                .map_err(LocalDb::err("bus.last_id"))
+            })
+            .await
+    }
+
+    /// The events published after event `after`, oldest first.
+    pub async fn events_after(&self, after: i64) -> Result<Vec<StoredEvent>, PortError> {
         self.db
             .with("bus.events", move |conn| {
                 let mut stmt = conn
-                    .prepare("SELECT id, source, detail_type, detail, time, trace_header FROM events ORDER BY id")
+                    .prepare("SELECT id, source, detail_type, detail, time, trace_header FROM events WHERE id > ?1 ORDER BY id")
                     .map_err(LocalDb::err("bus.events"))?;
                 let rows = stmt
-                    .query_map([], |row| {
+                    .query_map([after], |row| {
                         Ok((
                             row.get::<_, i64>(0)?,
                             row.get::<_, String>(1)?,
