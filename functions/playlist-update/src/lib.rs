@@ -778,6 +778,7 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
                             key: cx.idempotency_key().to_owned(),
                             previous_snapshot_id: meta.snapshot_id.0.clone(),
                             ops: Vec::new(),
+                            started_at: Some(cx.now()),
                         };
                     }
                     journal.ops.push(op.clone());
@@ -881,22 +882,35 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
         ));
         st.updated_at = Some(cx.now());
         state::save_state(store, playlist, &st, version).await?;
-        record.writes = done_ops.len();
+        // The writes of this request: this run's, and those of a run of it that died before
+        // its completion (journaled as each was made). A retry that finds nothing left to
+        // write still reports the request as applied, in the same run record.
+        let journal = st
+            .journal
+            .as_ref()
+            .filter(|j| j.key == cx.idempotency_key());
+        let writes = done_ops.len().max(journal.map_or(0, |j| j.ops.len()));
+        let at = journal
+            .and_then(|j| j.started_at)
+            .unwrap_or_else(|| cx.now());
+        record.writes = writes;
         record.snapshot_after = Some(snapshot.0.clone());
-        record.status = if done_ops.is_empty() {
+        record.status = if writes == 0 {
             Status::Unchanged
         } else {
             Status::Applied
         };
-        record.message = if done_ops.is_empty() {
+        record.message = if writes == 0 {
             "the live playlist already is the target: no write".to_owned()
+        } else if done_ops.is_empty() {
+            format!("applied by an earlier attempt of this request ({writes} writes); verified")
         } else {
             format!("applied: {summary}; verified")
         };
         let key = state::save_run(
             store,
             playlist,
-            cx.now(),
+            at,
             &serde_json::to_value(&record).map_err(UpdateError::Encode)?,
         )
         .await?;
@@ -915,7 +929,7 @@ impl<C: SpotifyConnect> PlaylistUpdate<C> {
         }
         out.status = record.status;
         out.message = record.message.clone();
-        out.writes = done_ops.len();
+        out.writes = writes;
         out.snapshot_id = Some(snapshot.0);
         out.run = Some(key.sk);
         Ok(out)

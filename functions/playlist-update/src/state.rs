@@ -160,6 +160,10 @@ pub struct WriteJournal {
     pub previous_snapshot_id: String,
     /// The write calls made, in order.
     pub ops: Vec<crate::diff::Op>,
+    /// When the request's first write was made: the time of its run record, so that a retry
+    /// rewrites that one record instead of adding a second.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 fn state_key(playlist: &PlaylistId) -> ItemKey {
