@@ -6,12 +6,13 @@
 //! seconds, spaced 100 ms apart). [`DailyQuota`] reserves YouTube quota units before each call
 //! with an atomic counter per quota day, so the daily quota is never exceeded.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use backbone::clock::Clock;
-use backbone::error::PortError;
+use backbone::error::{Classify, ErrorClass, PortError};
 use backbone::ports::{ItemKey, PutCondition, Store};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -159,6 +160,9 @@ pub fn pacific_date(at: DateTime<Utc>) -> NaiveDate {
     (at - chrono::Duration::hours(offset)).date_naive()
 }
 
+/// Attempts at a quota counter update (the first included).
+const QUOTA_ATTEMPTS: u32 = 3;
+
 /// A daily quota in units, reserved before each call.
 pub struct DailyQuota {
     store: Arc<dyn Store>,
@@ -181,16 +185,32 @@ impl DailyQuota {
     }
 
     /// Reserves `units` on `day`; `false` (and nothing reserved) when that would pass the limit.
+    ///
+    /// A passing store fault is retried: an add that failed may still have applied, so a retry
+    /// can count units twice, which errs on the side the quota needs (fewer calls, never more).
     pub async fn reserve(&self, day: NaiveDate, units: i64) -> Result<bool, PortError> {
         let key = self.key(day);
-        let after = self.store.add(&key, &[("units", units)]).await?;
+        let after = self.add(&key, units).await?;
         if after.get("units").copied().unwrap_or(0) > self.limit {
             // Give them back: a concurrent reservation may have been the one to pass the limit,
             // but neither call is made, so the limit holds.
-            self.store.add(&key, &[("units", -units)]).await?;
+            self.add(&key, -units).await?;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    async fn add(&self, key: &ItemKey, units: i64) -> Result<BTreeMap<String, i64>, PortError> {
+        let mut attempt = 1;
+        loop {
+            match self.store.add(key, &[("units", units)]).await {
+                Err(err) if err.class() == ErrorClass::Transient && attempt < QUOTA_ATTEMPTS => {
+                    tracing::info!(quota = %self.name, error = %backbone::error::chain(&err), "quota store fault; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Units used on `day`.
@@ -210,10 +230,92 @@ impl DailyQuota {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use backbone::clock::ManualClock;
     use backbone::local::LocalDb;
+    use backbone::ports::{Item, Page, Query};
+
+    /// A store whose first reads and counter updates fail as a throttled DynamoDB would.
+    pub(crate) struct Blips {
+        inner: LocalDb,
+        gets: AtomicUsize,
+        adds: AtomicUsize,
+    }
+
+    impl Blips {
+        /// Fails the first `gets` reads and the first `adds` counter updates.
+        pub(crate) fn new(inner: LocalDb, gets: usize, adds: usize) -> Self {
+            Self {
+                inner,
+                gets: AtomicUsize::new(gets),
+                adds: AtomicUsize::new(adds),
+            }
+        }
+    }
+
+    /// Takes one from `left` if it is not zero.
+    fn blip(left: &AtomicUsize) -> bool {
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    #[async_trait]
+    impl Store for Blips {
+        async fn get(&self, key: &ItemKey) -> Result<Option<Item>, PortError> {
+            if blip(&self.gets) {
+                return Err(PortError::transient("store.get", "throttled"));
+            }
+            self.inner.get(key).await
+        }
+        async fn put(
+            &self,
+            key: &ItemKey,
+            data: &serde_json::Value,
+            condition: PutCondition,
+            expires_at: Option<DateTime<Utc>>,
+        ) -> Result<u64, PortError> {
+            self.inner.put(key, data, condition, expires_at).await
+        }
+        async fn delete(&self, key: &ItemKey) -> Result<(), PortError> {
+            self.inner.delete(key).await
+        }
+        async fn query(&self, query: &Query) -> Result<Page, PortError> {
+            self.inner.query(query).await
+        }
+        async fn add(
+            &self,
+            key: &ItemKey,
+            deltas: &[(&str, i64)],
+        ) -> Result<BTreeMap<String, i64>, PortError> {
+            if blip(&self.adds) {
+                return Err(PortError::transient("store.add", "throttled"));
+            }
+            self.inner.add(key, deltas).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passing_store_fault_while_reserving_quota_is_retried() {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let store = Arc::new(Blips::new(LocalDb::in_memory().unwrap(), 0, 2));
+        let quota = DailyQuota::new(store.clone(), "youtube", 10);
+        assert!(
+            quota
+                .reserve(day, 4)
+                .await
+                .expect("reserved on the third attempt")
+        );
+        assert_eq!(quota.used(day).await.unwrap(), 4);
+        let store = Arc::new(Blips::new(LocalDb::in_memory().unwrap(), 0, 3));
+        let quota = DailyQuota::new(store, "youtube", 10);
+        assert!(
+            quota.reserve(day, 4).await.is_err(),
+            "a fault on every attempt is reported"
+        );
+    }
 
     /// Moves the manual clock instead of sleeping, and records the waits.
     struct ClockSleeper(Arc<ManualClock>, std::sync::Mutex<Vec<Duration>>);
