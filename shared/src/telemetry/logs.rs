@@ -171,9 +171,20 @@ pub fn init_with_otel(
 /// Routes this thread's logs to `sink` at `level` until the guard drops: for tests that read
 /// the log output.
 pub fn install_for_test(sink: Arc<dyn LineSink>, level: &str) -> tracing::subscriber::DefaultGuard {
+    install_for_test_with_otel(sink, level, None)
+}
+
+/// As [`install_for_test`], with the span export of `otel` when its traces are on: for tests
+/// that read the exported spans.
+pub fn install_for_test_with_otel(
+    sink: Arc<dyn LineSink>,
+    level: &str,
+    otel: Option<&super::Otel>,
+) -> tracing::subscriber::DefaultGuard {
     let subscriber = tracing_subscriber::registry()
         .with(EnvFilter::new(level))
-        .with(JsonLogLayer::new(sink));
+        .with(JsonLogLayer::new(sink))
+        .with(otel.and_then(super::Otel::layer));
     tracing::subscriber::set_default(subscriber)
 }
 
