@@ -176,7 +176,7 @@ fn translate(name: &str, unit: &str, monotonic_sum: bool) -> String {
 
 /// (family name, kind, labels) -> value of every series `/metrics` renders (histograms by
 /// their count), read back from the text exposition.
-fn exposition(text: &str) -> BTreeMap<(String, String, BTreeSet<(String, String)>), f64> {
+fn exposition(text: &str) -> SeriesMap {
     let mut kinds: HashMap<String, String> = HashMap::new();
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -210,7 +210,10 @@ fn exposition(text: &str) -> BTreeMap<(String, String, BTreeSet<(String, String)
                     .or_else(|| name.strip_suffix("_sum"))
                     .or_else(|| name.strip_suffix("_bucket"))
                     .unwrap();
-                ((base.to_owned(), "histogram".to_owned()), name.ends_with("_count"))
+                (
+                    (base.to_owned(), "histogram".to_owned()),
+                    name.ends_with("_count"),
+                )
             }
         };
         if keep {
@@ -219,6 +222,11 @@ fn exposition(text: &str) -> BTreeMap<(String, String, BTreeSet<(String, String)
     }
     out
 }
+
+/// (family name, kind, labels) of one series.
+type SeriesKey = (String, String, BTreeSet<(String, String)>);
+/// Every series with its value.
+type SeriesMap = BTreeMap<SeriesKey, f64>;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -316,7 +324,9 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
     }
     assert_eq!(delivered.len(), 3, "the three work messages arrived");
     assert!(
-        delivered.iter().all(|(_, header)| header.starts_with("Root=1-")),
+        delivered
+            .iter()
+            .all(|(_, header)| header.starts_with("Root=1-")),
         "moto carries the AWSTraceHeader system attribute: {delivered:?}"
     );
 
@@ -343,47 +353,80 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
     let invocations = named("invocation");
     let messages = named("message");
     let sends = named("send");
-    assert!(invocations.len() >= 2, "plan and the work batches: {spans:#?}");
+    assert!(
+        invocations.len() >= 2,
+        "plan and the work batches: {spans:#?}"
+    );
     assert_eq!(sends.len(), 1);
-    assert_eq!(messages.len(), 4, "the plan's message and three work messages");
+    assert_eq!(
+        messages.len(),
+        4,
+        "the plan's message and three work messages"
+    );
 
     let plan_invocation = invocations
         .iter()
-        .find(|s| attributes(&s.attributes).get("faas.trigger").map(String::as_str) == Some("timer"))
+        .find(|s| {
+            attributes(&s.attributes)
+                .get("faas.trigger")
+                .map(String::as_str)
+                == Some("timer")
+        })
         .expect("the plan invocation is a timer");
     let trace_id = plan_invocation.trace_id.clone();
-    assert!(plan_invocation.parent_span_id.is_empty(), "the plan starts the trace");
+    assert!(
+        plan_invocation.parent_span_id.is_empty(),
+        "the plan starts the trace"
+    );
     let plan_message = messages
         .iter()
         .find(|s| s.parent_span_id == plan_invocation.span_id)
         .expect("the plan's message span is a child of its invocation");
     let send = sends[0];
     assert_eq!(send.trace_id, trace_id);
-    assert_eq!(send.parent_span_id, plan_message.span_id, "send under the plan's message");
+    assert_eq!(
+        send.parent_span_id, plan_message.span_id,
+        "send under the plan's message"
+    );
     let work: Vec<&&Span> = messages
         .iter()
         .filter(|s| s.parent_span_id == send.span_id)
         .collect();
     assert_eq!(work.len(), 3, "every work span's parent is the send span");
     for span in &work {
-        assert_eq!(span.trace_id, trace_id, "one trace across plan, send and work");
+        assert_eq!(
+            span.trace_id, trace_id,
+            "one trace across plan, send and work"
+        );
         let attrs = attributes(&span.attributes);
-        assert_eq!(attrs.get("messaging.system").map(String::as_str), Some("aws_sqs"));
+        assert_eq!(
+            attrs.get("messaging.system").map(String::as_str),
+            Some("aws_sqs")
+        );
         let id = attrs.get("messaging.message.id").expect("message id");
-        assert!(delivered.iter().any(|(d, _)| d == id), "{id} is an SQS message id");
+        assert!(
+            delivered.iter().any(|(d, _)| d == id),
+            "{id} is an SQS message id"
+        );
     }
     let work_invocation = invocations
         .iter()
         .find(|s| s.span_id != plan_invocation.span_id)
         .unwrap();
     let work_attrs = attributes(&work_invocation.attributes);
-    assert_eq!(work_attrs.get("faas.trigger").map(String::as_str), Some("pubsub"));
+    assert_eq!(
+        work_attrs.get("faas.trigger").map(String::as_str),
+        Some("pubsub")
+    );
     assert!(work_attrs.contains_key("faas.invocation_id"));
 
     // X-Ray-form ids: the first four bytes of the trace id are its start in epoch seconds,
     // and the header carried on the messages names the send span.
     let epoch = u32::from_be_bytes(trace_id[..4].try_into().unwrap()) as i64;
-    assert!((chrono::Utc::now().timestamp() - epoch).abs() < 600, "{epoch}");
+    assert!(
+        (chrono::Utc::now().timestamp() - epoch).abs() < 600,
+        "{epoch}"
+    );
     let xray = format!("1-{}-{}", hex(&trace_id[..4]), hex(&trace_id[4..]));
     for (_, header) in &delivered {
         assert!(
@@ -397,7 +440,10 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
         .filter(|l| l["message"] == "step")
         .collect();
     assert_eq!(plan_logs.len(), 4);
-    assert!(plan_logs.iter().all(|l| l["traceId"] == xray.as_str()), "{plan_logs:?}");
+    assert!(
+        plan_logs.iter().all(|l| l["traceId"] == xray.as_str()),
+        "{plan_logs:?}"
+    );
 
     // The FaaS resource.
     let (resource, _) = &spans[0];
@@ -435,7 +481,11 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
         };
         match metric.data.as_ref().unwrap() {
             Data::Sum(sum) => {
-                assert_eq!(sum.aggregation_temporality, 2, "cumulative: {}", metric.name);
+                assert_eq!(
+                    sum.aggregation_temporality, 2,
+                    "cumulative: {}",
+                    metric.name
+                );
                 let name = translate(&metric.name, &metric.unit, sum.is_monotonic);
                 for point in &sum.data_points {
                     let value = match point.value {
@@ -443,15 +493,30 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
                         Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(v)) => v as f64,
                         None => f64::NAN,
                     };
-                    otlp.insert((name.clone(), "counter".to_owned(), labels(&point.attributes)), value);
+                    otlp.insert(
+                        (
+                            name.clone(),
+                            "counter".to_owned(),
+                            labels(&point.attributes),
+                        ),
+                        value,
+                    );
                 }
             }
             Data::Histogram(histogram) => {
-                assert_eq!(histogram.aggregation_temporality, 2, "cumulative: {}", metric.name);
+                assert_eq!(
+                    histogram.aggregation_temporality, 2,
+                    "cumulative: {}",
+                    metric.name
+                );
                 let name = translate(&metric.name, &metric.unit, false);
                 for point in &histogram.data_points {
                     otlp.insert(
-                        (name.clone(), "histogram".to_owned(), labels(&point.attributes)),
+                        (
+                            name.clone(),
+                            "histogram".to_owned(),
+                            labels(&point.attributes),
+                        ),
                         point.count as f64,
                     );
                 }
@@ -459,7 +524,10 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
             Data::Gauge(gauge) => {
                 let name = translate(&metric.name, &metric.unit, false);
                 for point in &gauge.data_points {
-                    otlp.insert((name.clone(), "gauge".to_owned(), labels(&point.attributes)), f64::NAN);
+                    otlp.insert(
+                        (name.clone(), "gauge".to_owned(), labels(&point.attributes)),
+                        f64::NAN,
+                    );
                 }
             }
             other => panic!("unexpected metric kind {other:?}"),
@@ -467,14 +535,22 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
     }
     let prometheus = exposition(&registry.render());
     assert!(
-        prometheus.keys().any(|(name, _, _)| name == "messages_completed_total"),
+        prometheus
+            .keys()
+            .any(|(name, _, _)| name == "messages_completed_total"),
         "{prometheus:?}"
     );
-    assert!(prometheus.keys().any(|(name, _, _)| name == "message_duration_seconds"));
-    let names = |m: &BTreeMap<(String, String, BTreeSet<(String, String)>), f64>| {
-        m.keys().cloned().collect::<BTreeSet<_>>()
-    };
-    assert_eq!(names(&otlp), names(&prometheus), "the same families and labels");
+    assert!(
+        prometheus
+            .keys()
+            .any(|(name, _, _)| name == "message_duration_seconds")
+    );
+    let names = |m: &SeriesMap| m.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(
+        names(&otlp),
+        names(&prometheus),
+        "the same families and labels"
+    );
     for (key, value) in &prometheus {
         if key.1 != "gauge" {
             assert_eq!(otlp[key], *value, "{key:?}: the same counts");

@@ -155,7 +155,9 @@ impl<T: Task> Harness<T> {
             // Without a parent the span starts a trace of its own (an X-Ray id): the logs,
             // metrics and messages carry that one.
             if !parented
-                && let Some(derived) = otel::header_of(&span).as_deref().and_then(TraceContext::parse)
+                && let Some(derived) = otel::header_of(&span)
+                    .as_deref()
+                    .and_then(TraceContext::parse)
             {
                 trace = derived;
             }
@@ -199,7 +201,10 @@ impl<T: Task> Harness<T> {
             // The export blocks on HTTP: off the async workers, and before the invocation
             // returns (Lambda freezes the process afterwards).
             let otel = otel.clone();
-            if tokio::task::spawn_blocking(move || otel.flush()).await.is_err() {
+            if tokio::task::spawn_blocking(move || otel.flush())
+                .await
+                .is_err()
+            {
                 warn!("the OpenTelemetry flush panicked");
             }
         }

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 
 pub use errors::{ErrorReporter, EventTags, MessageInput, Redactions, SentryConfig};
 pub use logs::{
-    JsonLogLayer, init, init_with_otel, init_with_sink, install_for_test, install_for_test_with_otel,
+    JsonLogLayer, init, init_with_otel, init_with_sink, install_for_test,
+    install_for_test_with_otel,
 };
 pub use metrics::{Metrics, Unit};
 pub use otel::{Otel, OtelConfig};

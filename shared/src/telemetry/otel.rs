@@ -170,7 +170,9 @@ pub fn lambda_resource(
     if let Some(region) = optional(env, "AWS_REGION") {
         attributes.push(KeyValue::new("cloud.region", region));
     }
-    Resource::builder_empty().with_attributes(attributes).build()
+    Resource::builder_empty()
+        .with_attributes(attributes)
+        .build()
 }
 
 /// The running OpenTelemetry pipeline: a meter provider, a tracer provider, or both.
@@ -265,9 +267,9 @@ impl Otel {
     where
         S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     {
-        self.tracers.as_ref().map(|provider| {
-            tracing_opentelemetry::layer().with_tracer(provider.tracer("backbone"))
-        })
+        self.tracers
+            .as_ref()
+            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("backbone")))
     }
 
     /// Exports everything recorded so far (blocking: call it off the async workers). Failures
@@ -378,7 +380,8 @@ impl LineSink for OtlpSink {
 
 /// The span context an X-Ray header names, if it has a valid root and parent.
 pub fn context_from_header(header: &str) -> Option<SpanContext> {
-    opentelemetry_aws::trace::xray_propagator::span_context_from_str(header).filter(SpanContext::is_valid)
+    opentelemetry_aws::trace::xray_propagator::span_context_from_str(header)
+        .filter(SpanContext::is_valid)
 }
 
 /// Makes `span` a child of the span the X-Ray `header` names (a remote parent); `false` if the
@@ -405,4 +408,114 @@ pub fn header_of(span: &tracing::Span) -> Option<String> {
 /// Sets an OpenTelemetry-only attribute on `span` (not a log field).
 pub fn set_attribute(span: &tracing::Span, key: &'static str, value: impl Into<String>) {
     span.set_attribute(key, value.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Threads of this process whose name starts with `prefix`.
+    fn threads(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .filter(|name| name.starts_with(prefix))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn off_unless_configured_and_standard_variables_switch_signals() {
+        assert_eq!(OtelConfig::from_env(&env(&[])).unwrap(), None);
+        assert_eq!(
+            OtelConfig::from_env(&env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]))
+            .unwrap(),
+            None
+        );
+        let both = OtelConfig::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://127.0.0.1:4318/",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            both.metrics_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/metrics")
+        );
+        assert_eq!(
+            both.traces_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        let metrics_only = OtelConfig::from_env(&env(&[("OTEL_METRICS_EXPORTER", "otlp")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            metrics_only.metrics_endpoint.as_deref(),
+            Some("http://localhost:4318/v1/metrics"),
+            "the ADOT layer's collector by default"
+        );
+        assert_eq!(metrics_only.traces_endpoint, None);
+        let traces_only = OtelConfig::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:4318/t"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(traces_only.metrics_endpoint, None);
+        assert_eq!(
+            traces_only.traces_endpoint.as_deref(),
+            Some("http://other:4318/t")
+        );
+        assert!(matches!(
+            OtelConfig::from_env(&env(&[("OTEL_TRACES_EXPORTER", "jaeger")])),
+            Err(ConfigError::Malformed {
+                name: "OTEL_TRACES_EXPORTER",
+                ..
+            })
+        ));
+        assert!(matches!(
+            OtelConfig::from_env(&env(&[
+                ("OTEL_METRICS_EXPORTER", "otlp"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            ])),
+            Err(ConfigError::Malformed {
+                name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn no_background_thread_until_configured() {
+        // Unconfigured, nothing is built; the harness and cold start hold `None`.
+        assert!(OtelConfig::from_env(&env(&[])).unwrap().is_none());
+        assert_eq!(threads("OpenTelemetry"), 0);
+        // Configured, the exporters run their own threads: the check above can fail.
+        let config = OtelConfig::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://127.0.0.1:9",
+        )]))
+        .unwrap()
+        .unwrap();
+        let otel = Otel::start(&config, Resource::builder_empty().build()).unwrap();
+        assert!(
+            threads("OpenTelemetry") >= 2,
+            "span and metric export threads"
+        );
+        drop(otel);
+    }
 }

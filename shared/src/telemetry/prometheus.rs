@@ -301,11 +301,13 @@ impl Registry {
         };
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         for sample in samples {
-            let family = families.entry(sample.name.clone()).or_insert_with(|| Family {
-                kind: sample.kind,
-                help: format!("{} ({}), as written in EMF", sample.emf_name, sample.unit),
-                series: BTreeMap::new(),
-            });
+            let family = families
+                .entry(sample.name.clone())
+                .or_insert_with(|| Family {
+                    kind: sample.kind,
+                    help: format!("{} ({}), as written in EMF", sample.emf_name, sample.unit),
+                    series: BTreeMap::new(),
+                });
             if family.kind != sample.kind {
                 tracing::warn!(
                     metric = %sample.name,
