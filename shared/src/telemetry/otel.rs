@@ -77,16 +77,20 @@ impl OtelConfig {
         }
         let base = optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
         let metrics_endpoint = signal(
-            env,
-            "OTEL_METRICS_EXPORTER",
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            (
+                "OTEL_METRICS_EXPORTER",
+                optional(env, "OTEL_METRICS_EXPORTER"),
+            ),
+            optional(env, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
             base.as_deref(),
             "v1/metrics",
         )?;
         let traces_endpoint = signal(
-            env,
-            "OTEL_TRACES_EXPORTER",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            (
+                "OTEL_TRACES_EXPORTER",
+                optional(env, "OTEL_TRACES_EXPORTER"),
+            ),
+            optional(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             base.as_deref(),
             "v1/traces",
         )?;
@@ -101,15 +105,14 @@ impl OtelConfig {
     }
 }
 
-/// The endpoint of one signal, if it is on.
+/// The endpoint of one signal, if it is on: from its exporter variable (name, value), its
+/// own endpoint, or the base endpoint with the signal's path.
 fn signal(
-    env: &dyn EnvSource,
-    exporter_var: &'static str,
-    endpoint_var: &'static str,
+    (exporter_var, exporter): (&'static str, Option<String>),
+    endpoint: Option<String>,
     base: Option<&str>,
     path: &str,
 ) -> Result<Option<String>, ConfigError> {
-    let exporter = optional(env, exporter_var);
     let on = match exporter.as_deref() {
         Some("otlp") => true,
         Some("none") => false,
@@ -119,12 +122,12 @@ fn signal(
                 reason: "expected otlp or none".into(),
             });
         }
-        None => base.is_some() || optional(env, endpoint_var).is_some(),
+        None => base.is_some() || endpoint.is_some(),
     };
     if !on {
         return Ok(None);
     }
-    Ok(Some(optional(env, endpoint_var).unwrap_or_else(|| {
+    Ok(Some(endpoint.unwrap_or_else(|| {
         format!(
             "{}/{path}",
             base.unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/')
