@@ -515,10 +515,16 @@ mod tests {
         .unwrap()
         .unwrap();
         let otel = Otel::start(&config, Resource::builder_empty().build()).unwrap();
-        assert!(
-            threads("OpenTelemetry") >= 2,
-            "span and metric export threads"
-        );
+        // A thread names itself once it runs: wait for it.
+        let mut named = 0;
+        for _ in 0..100 {
+            named = threads("OpenTelemetry");
+            if named >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(named >= 2, "span and metric export threads: {named}");
         drop(otel);
     }
 }
