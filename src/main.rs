@@ -11,8 +11,9 @@ use backbone::config::{HarnessConfig, ProcessEnv};
 use backbone::harness::metrics_for;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
 use backbone::spotify::Tier;
+use backbone::telemetry::otel::lambda_resource;
 use backbone::telemetry::prometheus::{RecordingSink, Registry};
-use backbone::telemetry::{self, FileSink, LineSink};
+use backbone::telemetry::{self, FileSink, LineSink, Otel, OtelConfig};
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
 use backbone::{ExposeSecret, SecretString};
@@ -270,8 +271,28 @@ async fn local_recorded(
         Some(registry) => Arc::new(RecordingSink::new(file, registry)),
         None => file,
     };
-    telemetry::init_with_sink(&ProcessEnv, sink.clone())?;
-    let runtime = LocalRuntime::new(db_handle, clock, sink.clone());
+    // OTLP when the OTEL_* variables ask for it (an OpenTelemetry collector on loopback, say).
+    let otel = match OtelConfig::from_env(&ProcessEnv)? {
+        None => None,
+        Some(config) => {
+            let resource = lambda_resource(
+                &ProcessEnv,
+                &config,
+                "music-tasks",
+                env!("CARGO_PKG_VERSION"),
+            );
+            Some(Arc::new(
+                Otel::start(&config, resource).context("starting the OTLP export")?,
+            ))
+        }
+    };
+    let sink = match &otel {
+        Some(otel) => otel.metrics_sink(sink),
+        None => sink,
+    };
+    telemetry::init_with_otel(&ProcessEnv, sink.clone(), otel.as_deref())?;
+    let mut runtime = LocalRuntime::new(db_handle, clock, sink.clone());
+    runtime.otel = otel;
     let metrics = metrics_for(&HarnessConfig::for_task("spotify"), "spotify", sink);
     let playlists = db.with_file_name("sandbox-playlists.json");
     let spotify = LocalSpotify::from_env(&ProcessEnv, metrics, Some(playlists))

@@ -876,6 +876,9 @@ fn code_variables(function_crate: &str) -> CodeVariables {
             }
         }
     }
+    // Read by the ADOT collector layer the template adds when OpenTelemetry is on, not by
+    // the function's code.
+    known.insert("OPENTELEMETRY_COLLECTOR_CONFIG_URI".to_owned());
     CodeVariables { required, known }
 }
 

@@ -6,6 +6,7 @@ mod functions;
 mod harness;
 mod helpers;
 mod monitoring;
+mod otel;
 mod playlist;
 mod properties;
 mod reliability;

@@ -23,7 +23,7 @@ use crate::helpers::*;
 
 /// The emulator's SDK configuration; without `AWS_ENDPOINT_URL` the test fails under CI and
 /// is skipped with a notice elsewhere.
-async fn emulator() -> Option<aws_config::SdkConfig> {
+pub(crate) async fn emulator() -> Option<aws_config::SdkConfig> {
     if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.trim().is_empty()) {
         return Some(backbone::aws::load_sdk_config().await);
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use crate::config::{ConfigError, HarnessConfig, ProcessEnv};
 use crate::harness::{Harness, HarnessPorts, Task, metrics_for};
 use crate::secrets_cache::CachedSecrets;
-use crate::telemetry::{self, Metrics, Stdout};
+use crate::telemetry::otel::lambda_resource;
+use crate::telemetry::{self, Metrics, Otel, OtelConfig, Stdout};
 
 use super::{AwsAdapters, AwsConfig, SecretsManagerSecrets, load_sdk_config};
 
@@ -30,17 +31,35 @@ pub struct ColdStart {
     pub secrets: Arc<CachedSecrets<SecretsManagerSecrets>>,
     /// The SDK configuration, for the clients a single function needs (Bedrock).
     pub sdk: aws_config::SdkConfig,
+    /// OpenTelemetry (OTLP metrics and spans), when the `OTEL_*` variables switch it on.
+    pub otel: Option<Arc<Otel>>,
 }
 
 impl ColdStart {
     /// Reads the environment for the function `task` at `crate_version`, installs the JSON
     /// logger and builds every client.
     pub async fn from_env(task: &str, crate_version: &str) -> Result<Self, ConfigError> {
-        telemetry::init(&ProcessEnv)?;
         let config = HarnessConfig::from_env(&ProcessEnv, task, crate_version)?;
+        let otel = match OtelConfig::from_env(&ProcessEnv)? {
+            None => None,
+            Some(otel) => {
+                let resource = lambda_resource(&ProcessEnv, &otel, task, &config.version);
+                let started =
+                    Otel::start(&otel, resource).map_err(|err| ConfigError::Malformed {
+                        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        reason: err.to_string(),
+                    })?;
+                Some(Arc::new(started))
+            }
+        };
+        telemetry::init_with_otel(&ProcessEnv, Arc::new(Stdout), otel.as_deref())?;
         let aws = AwsConfig::from_env(&ProcessEnv)?;
         let sdk = load_sdk_config().await;
-        let metrics = metrics_for(&config, task, Arc::new(Stdout));
+        let sink = match &otel {
+            Some(otel) => otel.metrics_sink(Arc::new(Stdout)),
+            None => Arc::new(Stdout),
+        };
+        let metrics = metrics_for(&config, task, sink);
         // Every SDK call and retry is counted into the invocation's EMF metrics.
         let adapters = AwsAdapters::with_metrics(&sdk, &aws, metrics.clone());
         let secrets = Arc::new(CachedSecrets::new(
@@ -55,6 +74,7 @@ impl ColdStart {
             metrics,
             secrets,
             sdk,
+            otel,
         })
     }
 
@@ -105,6 +125,10 @@ impl ColdStart {
             clock: Arc::new(crate::clock::SystemClock),
             metrics: self.metrics.clone(),
         };
-        Harness::new(task, ports, self.config.clone())
+        let harness = Harness::new(task, ports, self.config.clone());
+        match &self.otel {
+            Some(otel) => harness.with_otel(otel.clone()),
+            None => harness,
+        }
     }
 }

@@ -35,7 +35,7 @@ use crate::config::HarnessConfig;
 use crate::error::Classify;
 use crate::idempotency::Idempotency;
 use crate::ports::{AuditStore, IdempotencyStore, Queues};
-use crate::telemetry::{ErrorReporter, LineSink, Metrics};
+use crate::telemetry::{ErrorReporter, LineSink, Metrics, Otel};
 use crate::validate::{Validate, ValidationError};
 
 /// A task: what one function does with one validated input.
@@ -175,6 +175,9 @@ pub struct Harness<T: Task> {
     pub(crate) config: HarnessConfig,
     /// Sentry, when `SENTRY_DSN` is set.
     pub(crate) reporter: Option<ErrorReporter>,
+    /// OpenTelemetry, when the `OTEL_*` variables switch it on: flushed before each
+    /// invocation returns.
+    pub(crate) otel: Option<Arc<Otel>>,
 }
 
 impl<T: Task> Harness<T> {
@@ -199,7 +202,16 @@ impl<T: Task> Harness<T> {
             audit,
             config,
             reporter,
+            otel: None,
         }
+    }
+
+    /// Exports over OpenTelemetry too: the invocation and message spans carry X-Ray contexts
+    /// (a fan-out message's `AWSTraceHeader` names its send span), and `otel` is flushed before
+    /// each invocation returns (Lambda freezes the process afterwards).
+    pub fn with_otel(mut self, otel: Arc<Otel>) -> Self {
+        self.otel = Some(otel);
+        self
     }
 
     /// The task.

@@ -18,7 +18,7 @@ use crate::hash::{hash_json, sha256_hex};
 use crate::idempotency::{Begin, Lock};
 use crate::ports::{DeadLetter, IdempotencyRecord, OutgoingMessage};
 use crate::telemetry::errors::MAX_FLUSH;
-use crate::telemetry::{ErrorReporter, EventTags, MessageInput, TraceContext};
+use crate::telemetry::{ErrorReporter, EventTags, MessageInput, TraceContext, otel};
 use crate::validate::{ValidationError, parse_json, parse_value};
 use sentry::SentryFutureExt;
 use sentry::protocol::Level;
@@ -108,6 +108,8 @@ struct Unit {
     explicit_key: Result<Option<String>, ValidationError>,
     attributes: BTreeMap<String, String>,
     defect: Option<ValidationError>,
+    /// The message's own X-Ray header (SQS `AWSTraceHeader`): its span's remote parent.
+    remote_parent: Option<String>,
 }
 
 enum Payload {
@@ -132,7 +134,7 @@ impl<T: Task> Harness<T> {
         invocation: Invocation,
     ) -> Result<Report, HarnessError> {
         let started = Instant::now();
-        let trace = invocation
+        let mut trace = invocation
             .trace_header
             .as_deref()
             .and_then(TraceContext::parse)
@@ -140,10 +142,27 @@ impl<T: Task> Harness<T> {
         let span = info_span!(
             "invocation",
             requestId = %invocation.request_id,
-            traceId = %trace.root,
+            traceId = tracing::field::Empty,
             task = T::NAME,
             version = %self.config.version,
         );
+        if self.otel.as_ref().is_some_and(|otel| otel.traces_on()) {
+            let parented = invocation
+                .trace_header
+                .as_deref()
+                .is_some_and(|header| otel::set_parent_from_header(&span, header));
+            otel::set_attribute(&span, "faas.invocation_id", invocation.request_id.clone());
+            // Without a parent the span starts a trace of its own (an X-Ray id): the logs,
+            // metrics and messages carry that one.
+            if !parented
+                && let Some(derived) = otel::header_of(&span)
+                    .as_deref()
+                    .and_then(TraceContext::parse)
+            {
+                trace = derived;
+            }
+        }
+        span.record("traceId", tracing::field::display(&trace.root));
         let metrics = self.ports.metrics.clone();
         let result = self
             .dispatch(event, &invocation, &trace)
@@ -178,6 +197,17 @@ impl<T: Task> Harness<T> {
         metrics.property("traceId", trace.root.clone());
         metrics.property("version", self.config.version.clone());
         metrics.flush(self.ports.clock.now());
+        if let Some(otel) = &self.otel {
+            // The export blocks on HTTP: off the async workers, and before the invocation
+            // returns (Lambda freezes the process afterwards).
+            let otel = otel.clone();
+            if tokio::task::spawn_blocking(move || otel.flush())
+                .await
+                .is_err()
+            {
+                warn!("the OpenTelemetry flush panicked");
+            }
+        }
         result
     }
 
@@ -195,6 +225,17 @@ impl<T: Task> Harness<T> {
                 return Err(err.into());
             }
         };
+        if self.otel.as_ref().is_some_and(|otel| otel.traces_on()) {
+            // EventBridge Scheduler invokes with the schedule's input as a direct payload.
+            let trigger = match &incoming {
+                Incoming::Sqs { .. } => "pubsub",
+                Incoming::EventBridge { detail_type, .. } if detail_type != "Scheduled Event" => {
+                    "pubsub"
+                }
+                _ => "timer",
+            };
+            otel::set_attribute(&tracing::Span::current(), "faas.trigger", trigger);
+        }
         match incoming {
             Incoming::Sqs { records, fifo } => {
                 let units: Vec<Unit> = records
@@ -214,6 +255,7 @@ impl<T: Task> Harness<T> {
                     explicit_key: Ok(Some(id)),
                     attributes: BTreeMap::new(),
                     defect: None,
+                    remote_parent: None,
                 };
                 self.process_single(unit, invocation).await
             }
@@ -227,6 +269,7 @@ impl<T: Task> Harness<T> {
                     explicit_key: Ok(None),
                     attributes: BTreeMap::new(),
                     defect: None,
+                    remote_parent: None,
                 };
                 self.process_single(unit, invocation).await
             }
@@ -271,11 +314,9 @@ impl<T: Task> Harness<T> {
 
     fn sqs_unit(record: SqsRecord, invocation_trace: &TraceContext) -> Unit {
         // Each message carries the trace of the invocation that sent it.
-        let trace = record
-            .trace_header
-            .as_deref()
-            .and_then(TraceContext::parse)
-            .unwrap_or_else(|| invocation_trace.clone());
+        let own = record.trace_header.as_deref().and_then(TraceContext::parse);
+        let remote_parent = own.as_ref().and(record.trace_header.clone());
+        let trace = own.unwrap_or_else(|| invocation_trace.clone());
         Unit {
             message_id: record.message_id,
             payload: Payload::Text(record.body),
@@ -284,6 +325,7 @@ impl<T: Task> Harness<T> {
             explicit_key: record.idempotency_key,
             attributes: record.attributes,
             defect: record.defect,
+            remote_parent,
         }
     }
 
@@ -363,6 +405,14 @@ impl<T: Task> Harness<T> {
     async fn process(&self, unit: Unit, invocation: &Invocation) -> Outcome {
         let started = Instant::now();
         let span = info_span!("message", messageId = %unit.message_id, traceId = %unit.trace.root);
+        if self.otel.as_ref().is_some_and(|otel| otel.traces_on()) {
+            if let Some(header) = &unit.remote_parent {
+                // The work step's message span continues the trace of the span that sent it.
+                otel::set_parent_from_header(&span, header);
+                otel::set_attribute(&span, "messaging.system", "aws_sqs");
+            }
+            otel::set_attribute(&span, "messaging.message.id", unit.message_id.clone());
+        }
         let work = self.process_inner(&unit, invocation).instrument(span);
         let outcome = match &self.reporter {
             None => work.await,
@@ -578,14 +628,26 @@ impl<T: Task> Harness<T> {
             return Ok(stored.output);
         };
         if !pending.outbox.is_empty() {
+            let span = info_span!("send", messages = pending.outbox.len());
+            let mut outbox = pending.outbox;
+            if self.otel.as_ref().is_some_and(|otel| otel.traces_on()) {
+                otel::set_attribute(&span, "messaging.system", "aws_sqs");
+                // Each message names the send span as its parent (`AWSTraceHeader`).
+                if let Some(header) = otel::header_of(&span) {
+                    for message in &mut outbox {
+                        message.trace_header = Some(header.clone());
+                    }
+                }
+            }
             self.ports
                 .queues
-                .send(&pending.outbox)
+                .send(&outbox)
+                .instrument(span)
                 .await
                 .map_err(|err| (err.class(), chain(&err)))?;
             self.ports
                 .metrics
-                .count("FanOutMessages", pending.outbox.len() as u64);
+                .count("FanOutMessages", outbox.len() as u64);
         }
         for entry in pending.audit {
             self.audit

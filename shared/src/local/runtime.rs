@@ -43,6 +43,9 @@ pub struct LocalRuntime {
     pub faults: Option<Arc<FaultPlan>>,
     /// Receipts before a local message is dead-lettered (default [`MAX_RECEIVE_COUNT`]).
     pub max_receive_count: u32,
+    /// OpenTelemetry, when the `OTEL_*` variables switch it on: every harness exports its
+    /// spans and flushes after each invocation.
+    pub otel: Option<Arc<crate::telemetry::Otel>>,
 }
 
 impl LocalRuntime {
@@ -69,6 +72,7 @@ impl LocalRuntime {
             sink,
             faults: None,
             max_receive_count: MAX_RECEIVE_COUNT,
+            otel: None,
         }
     }
 
@@ -95,8 +99,13 @@ impl LocalRuntime {
             clock: self.clock.clone(),
             metrics: metrics_for(&config, T::NAME, self.sink.clone()),
         };
+        let harness = Harness::new(task, ports, config);
+        let harness = match &self.otel {
+            Some(otel) => harness.with_otel(otel.clone()),
+            None => harness,
+        };
         LocalFunction {
-            harness: Harness::new(task, ports, config),
+            harness,
             queues,
             clock: self.clock.clone(),
         }

@@ -148,11 +148,22 @@ pub fn init(env: &dyn EnvSource) -> Result<(), ConfigError> {
 
 /// Installs the JSON logger on `sink` as the global subscriber.
 pub fn init_with_sink(env: &dyn EnvSource, sink: Arc<dyn LineSink>) -> Result<(), ConfigError> {
+    init_with_otel(env, sink, None)
+}
+
+/// Installs the JSON logger on `sink` as the global subscriber, and the span export of `otel`
+/// when its traces are on.
+pub fn init_with_otel(
+    env: &dyn EnvSource,
+    sink: Arc<dyn LineSink>,
+    otel: Option<&super::Otel>,
+) -> Result<(), ConfigError> {
     let filter = filter_from_env(env)?;
     // A second call (tests, the CLI running several functions) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(JsonLogLayer::new(sink))
+        .with(otel.and_then(super::Otel::layer))
         .try_init();
     Ok(())
 }
@@ -160,9 +171,20 @@ pub fn init_with_sink(env: &dyn EnvSource, sink: Arc<dyn LineSink>) -> Result<()
 /// Routes this thread's logs to `sink` at `level` until the guard drops: for tests that read
 /// the log output.
 pub fn install_for_test(sink: Arc<dyn LineSink>, level: &str) -> tracing::subscriber::DefaultGuard {
+    install_for_test_with_otel(sink, level, None)
+}
+
+/// As [`install_for_test`], with the span export of `otel` when its traces are on: for tests
+/// that read the exported spans.
+pub fn install_for_test_with_otel(
+    sink: Arc<dyn LineSink>,
+    level: &str,
+    otel: Option<&super::Otel>,
+) -> tracing::subscriber::DefaultGuard {
     let subscriber = tracing_subscriber::registry()
         .with(EnvFilter::new(level))
-        .with(JsonLogLayer::new(sink));
+        .with(JsonLogLayer::new(sink))
+        .with(otel.and_then(super::Otel::layer));
     tracing::subscriber::set_default(subscriber)
 }
 

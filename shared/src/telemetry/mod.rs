@@ -1,5 +1,6 @@
 //! Telemetry in one place: JSON logs in the shape of Lambda's JSON log format, CloudWatch
-//! Embedded Metric Format metrics, X-Ray trace ids, and errors to Sentry.
+//! Embedded Metric Format metrics, X-Ray trace ids, errors to Sentry, and (when configured)
+//! the metrics and spans over OTLP to an OpenTelemetry collector.
 //!
 //! Output goes through a [`LineSink`], stdout in production and a capture buffer in tests,
 //! so tests can read exactly what an operator would see.
@@ -7,6 +8,7 @@
 pub mod errors;
 pub mod logs;
 pub mod metrics;
+pub mod otel;
 pub mod prometheus;
 pub mod trace;
 
@@ -14,8 +16,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 pub use errors::{ErrorReporter, EventTags, MessageInput, Redactions, SentryConfig};
-pub use logs::{JsonLogLayer, init, init_with_sink, install_for_test};
+pub use logs::{
+    JsonLogLayer, init, init_with_otel, init_with_sink, install_for_test,
+    install_for_test_with_otel,
+};
 pub use metrics::{Metrics, Unit};
+pub use otel::{Otel, OtelConfig};
 pub use trace::TraceContext;
 
 /// Where complete output lines go.

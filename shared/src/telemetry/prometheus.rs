@@ -165,6 +165,120 @@ fn label_name(name: &str) -> String {
     out
 }
 
+/// The values of one EMF metric on one line, mapped to its Prometheus family: what both
+/// `/metrics` ([`Registry`]) and the OTLP export ([`super::otel`]) record, so the two cannot
+/// name or label a metric differently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmfSample {
+    /// The Prometheus name (`messages_completed_total`, `message_duration_seconds`).
+    pub name: String,
+    /// The name as written in EMF (`MessagesCompleted`).
+    pub emf_name: String,
+    /// The EMF unit (`Count`, `Milliseconds`).
+    pub unit: String,
+    /// Counter, histogram or gauge.
+    pub kind: Kind,
+    /// The EMF dimensions as labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// The values in the base unit (seconds, bytes).
+    pub values: Vec<f64>,
+    /// The histogram's bucket bounds (empty for other kinds).
+    pub buckets: &'static [f64],
+}
+
+impl EmfSample {
+    /// The OpenTelemetry instrument name and unit (UCUM) that the collector's Prometheus
+    /// translation (unit suffix, `_total` on monotonic sums) turns back into [`Self::name`]:
+    /// the name without `_total`, and `s`, `By` or `%` for the seconds, bytes and percent
+    /// suffixes.
+    pub fn otel_name_and_unit(&self) -> (String, &'static str) {
+        let unit = match unit_mapping(&self.unit).suffix {
+            "seconds" => "s",
+            "bytes" => "By",
+            "percent" => "%",
+            _ => "",
+        };
+        let name = match self.kind {
+            Kind::Counter => self
+                .name
+                .strip_suffix("_total")
+                .unwrap_or(&self.name)
+                .to_owned(),
+            _ => self.name.clone(),
+        };
+        (name, unit)
+    }
+}
+
+/// Reads one output line as EMF; `None` if it is not an EMF line (a log line, broken JSON).
+pub fn parse_emf_line(line: &str) -> Option<Vec<EmfSample>> {
+    // Most lines are logs: skip them before parsing.
+    if !line.contains("\"_aws\"") {
+        return None;
+    }
+    let root = serde_json::from_str::<Value>(line).ok()?;
+    let directives = root
+        .pointer("/_aws/CloudWatchMetrics")
+        .and_then(Value::as_array)?;
+    let mut samples = Vec::new();
+    for directive in directives {
+        let mut labels: Labels = Vec::new();
+        for set in directive
+            .get("Dimensions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+        {
+            for key in set.iter().filter_map(Value::as_str) {
+                let value = match root.get(key) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let name = label_name(key);
+                if !labels.iter().any(|(n, _)| *n == name) {
+                    labels.push((name, value));
+                }
+            }
+        }
+        labels.sort();
+        for definition in directive
+            .get("Metrics")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(emf_name) = definition.get("Name").and_then(Value::as_str) else {
+                continue;
+            };
+            let unit = definition
+                .get("Unit")
+                .and_then(Value::as_str)
+                .unwrap_or("None");
+            let mapping = unit_mapping(unit);
+            let values: Vec<f64> = match root.get(emf_name) {
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_f64).collect(),
+                Some(v) => v.as_f64().into_iter().collect(),
+                None => Vec::new(),
+            };
+            if values.is_empty() {
+                continue;
+            }
+            samples.push(EmfSample {
+                name: metric_name(emf_name, unit),
+                emf_name: emf_name.to_owned(),
+                unit: unit.to_owned(),
+                kind: mapping.kind,
+                labels: labels.clone(),
+                values: values.into_iter().map(|v| v * mapping.factor).collect(),
+                buckets: mapping.buckets,
+            });
+        }
+    }
+    Some(samples)
+}
+
 /// The metrics `/metrics` exposes: the EMF lines read back, and gauges the service sets.
 /// Counters only go up; every method takes the lock once, so a scrape sees one consistent
 /// state.
@@ -182,113 +296,58 @@ impl Registry {
     /// Reads one output line; if it is an EMF line, records its metrics and returns `true`.
     /// Any other line (a log line, malformed JSON) is ignored.
     pub fn record_line(&self, line: &str) -> bool {
-        // Most lines are logs: skip them before parsing.
-        if !line.contains("\"_aws\"") {
-            return false;
-        }
-        let Ok(root) = serde_json::from_str::<Value>(line) else {
-            return false;
-        };
-        let Some(directives) = root
-            .pointer("/_aws/CloudWatchMetrics")
-            .and_then(Value::as_array)
-        else {
+        let Some(samples) = parse_emf_line(line) else {
             return false;
         };
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
-        for directive in directives {
-            let mut labels: Labels = Vec::new();
-            for set in directive
-                .get("Dimensions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_array)
-            {
-                for key in set.iter().filter_map(Value::as_str) {
-                    let value = match root.get(key) {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => String::new(),
-                    };
-                    let name = label_name(key);
-                    if !labels.iter().any(|(n, _)| *n == name) {
-                        labels.push((name, value));
-                    }
-                }
-            }
-            labels.sort();
-            for definition in directive
-                .get("Metrics")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let Some(emf_name) = definition.get("Name").and_then(Value::as_str) else {
-                    continue;
-                };
-                let unit = definition
-                    .get("Unit")
-                    .and_then(Value::as_str)
-                    .unwrap_or("None");
-                let values: Vec<f64> = match root.get(emf_name) {
-                    Some(Value::Array(items)) => items.iter().filter_map(Value::as_f64).collect(),
-                    Some(v) => v.as_f64().into_iter().collect(),
-                    None => Vec::new(),
-                };
-                if values.is_empty() {
-                    continue;
-                }
-                let mapping = unit_mapping(unit);
-                let name = metric_name(emf_name, unit);
-                let family = families.entry(name.clone()).or_insert_with(|| Family {
-                    kind: mapping.kind,
-                    help: format!("{emf_name} ({unit}), as written in EMF"),
+        for sample in samples {
+            let family = families
+                .entry(sample.name.clone())
+                .or_insert_with(|| Family {
+                    kind: sample.kind,
+                    help: format!("{} ({}), as written in EMF", sample.emf_name, sample.unit),
                     series: BTreeMap::new(),
                 });
-                if family.kind != mapping.kind {
-                    tracing::warn!(
-                        metric = %name,
-                        unit,
-                        "an EMF metric changed its unit; its new values are not exposed"
-                    );
-                    continue;
-                }
-                let series =
-                    family
-                        .series
-                        .entry(labels.clone())
-                        .or_insert_with(|| match mapping.kind {
-                            Kind::Counter => Series::Counter(0.0),
-                            Kind::Gauge => Series::Gauge(0.0),
-                            Kind::Histogram => Series::Histogram {
-                                bounds: mapping.buckets,
-                                buckets: vec![0; mapping.buckets.len() + 1],
-                                sum: 0.0,
-                                count: 0,
-                            },
-                        });
-                for value in values {
-                    let value = value * mapping.factor;
-                    match series {
-                        // A negative count would make a counter go back: never recorded.
-                        Series::Counter(total) if value >= 0.0 => *total += value,
-                        Series::Counter(_) => {}
-                        Series::Gauge(current) => *current = value,
-                        Series::Histogram {
-                            bounds,
-                            buckets,
-                            sum,
-                            count,
-                        } => {
-                            let slot = bounds
-                                .iter()
-                                .position(|bound| value <= *bound)
-                                .unwrap_or(bounds.len());
-                            buckets[slot] += 1;
-                            *sum += value;
-                            *count += 1;
-                        }
+            if family.kind != sample.kind {
+                tracing::warn!(
+                    metric = %sample.name,
+                    unit = %sample.unit,
+                    "an EMF metric changed its unit; its new values are not exposed"
+                );
+                continue;
+            }
+            let series = family
+                .series
+                .entry(sample.labels.clone())
+                .or_insert_with(|| match sample.kind {
+                    Kind::Counter => Series::Counter(0.0),
+                    Kind::Gauge => Series::Gauge(0.0),
+                    Kind::Histogram => Series::Histogram {
+                        bounds: sample.buckets,
+                        buckets: vec![0; sample.buckets.len() + 1],
+                        sum: 0.0,
+                        count: 0,
+                    },
+                });
+            for value in sample.values {
+                match series {
+                    // A negative count would make a counter go back: never recorded.
+                    Series::Counter(total) if value >= 0.0 => *total += value,
+                    Series::Counter(_) => {}
+                    Series::Gauge(current) => *current = value,
+                    Series::Histogram {
+                        bounds,
+                        buckets,
+                        sum,
+                        count,
+                    } => {
+                        let slot = bounds
+                            .iter()
+                            .position(|bound| value <= *bound)
+                            .unwrap_or(bounds.len());
+                        buckets[slot] += 1;
+                        *sum += value;
+                        *count += 1;
                     }
                 }
             }
