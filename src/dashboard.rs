@@ -210,11 +210,6 @@ impl Range {
         }
         Ok(Self { from, to })
     }
-
-    fn days(&self) -> impl Iterator<Item = NaiveDate> + use<> {
-        let (from, to) = (self.from, self.to);
-        from.iter_days().take_while(move |d| *d <= to)
-    }
 }
 
 type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -461,12 +456,7 @@ async fn artist_page(
 }
 
 async fn alerts_in(db: &LocalDb, range: Range) -> Result<Vec<Alert>, PageError> {
-    let mut alerts = Vec::new();
-    for day in range.days() {
-        alerts.extend(snapshots::alerts_on(db, day).await?);
-    }
-    alerts.sort_by(|a, b| (a.date, &a.dedupe_key).cmp(&(b.date, &b.dedupe_key)));
-    Ok(alerts)
+    Ok(crate::report::alerts_between(db, range.from, range.to).await?)
 }
 
 fn alerts_table(alerts: &[Alert]) -> String {
