@@ -38,9 +38,9 @@ LOCAL_MODEL_PATH=$(bash scripts/fetch-model.sh)
 export LOCAL_MODEL_PATH
 bash infra/pytools.sh install botocore
 
-echo "== Debian packages (pinned): prometheus, for promtool and the scrape of \`tasks serve\`"
+echo "== Debian packages (pinned): prometheus (promtool, the scrape of \`tasks serve\`) and chromium-headless-shell (the dashboard in a browser)"
 bash scripts/install-debs.sh
-# PROMTOOL and PROMETHEUS, which tests/e2e/serve.rs runs.
+# PROMTOOL and PROMETHEUS, which tests/e2e/serve.rs runs; CHROMIUM, which tests/e2e/dashboard.rs drives.
 # shellcheck disable=SC1091
 source .local/debs.env
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod content;
+pub mod dashboard;
 pub mod days;
 pub mod pagerduty;
 pub mod playlist;
@@ -236,8 +237,18 @@ pub async fn verify_audit(
     runtime: &LocalRuntime,
     stream: Option<&str>,
 ) -> Result<Vec<VerifyReport>, RunError> {
-    let store: std::sync::Arc<dyn AuditStore> = std::sync::Arc::new(runtime.db.clone());
-    let log = AuditLog::new(store, runtime.clock.clone());
+    Ok(verify_audit_db(&runtime.db, runtime.clock.clone(), stream).await?)
+}
+
+/// [`verify_audit`] on a database handle: what `tasks audit verify`, the local report and the
+/// dashboard's overview all read.
+pub async fn verify_audit_db(
+    db: &backbone::local::LocalDb,
+    clock: std::sync::Arc<dyn backbone::clock::Clock>,
+    stream: Option<&str>,
+) -> Result<Vec<VerifyReport>, backbone::error::PortError> {
+    let store: std::sync::Arc<dyn AuditStore> = std::sync::Arc::new(db.clone());
+    let log = AuditLog::new(store, clock);
     Ok(match stream {
         Some(stream) => vec![log.verify(stream).await?],
         None => log.verify_all().await?,

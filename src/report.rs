@@ -140,13 +140,7 @@ pub async fn build(
     for artist in &watched.artists {
         social.push(social_line(store, artist, from, to).await?);
     }
-    let mut alerts = Vec::new();
-    let mut day = from;
-    while day <= to {
-        alerts.extend(snapshots::alerts_on(store, day).await?);
-        day += chrono::Duration::days(1);
-    }
-    alerts.sort_by(|a, b| (a.date, &a.dedupe_key).cmp(&(b.date, &b.dedupe_key)));
+    let alerts = alerts_between(store, from, to).await?;
     let mut catalog = CatalogLine::default();
     for stored in local.runtime.bus().events().await? {
         let event = stored.event;
@@ -191,6 +185,23 @@ pub async fn build(
         spotify_calls,
         audit,
     })
+}
+
+/// The alerts artist-monitoring recorded on the days `from..=to`, oldest first: what the local
+/// report and the dashboard's alert pages both show.
+pub async fn alerts_between(
+    store: &backbone::local::LocalDb,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Alert>, backbone::error::PortError> {
+    let mut alerts = Vec::new();
+    let mut day = from;
+    while day <= to {
+        alerts.extend(snapshots::alerts_on(store, day).await?);
+        day += chrono::Duration::days(1);
+    }
+    alerts.sort_by(|a, b| (a.date, &a.dedupe_key).cmp(&(b.date, &b.dedupe_key)));
+    Ok(alerts)
 }
 
 fn social_sandbox(local: &Local) -> Option<&social_sandbox::SocialSandbox> {

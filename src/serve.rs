@@ -105,9 +105,15 @@ struct AppState {
     started: f64,
 }
 
-/// The HTTP side: `/metrics`, `/healthz`, 404 for any other path, 405 for other methods, 401
-/// without the token when one is set. Public for the tests that drive it without a socket.
-pub fn router(registry: Arc<Registry>, token: Option<&SecretString>) -> Router {
+/// The HTTP side: `/metrics`, `/healthz`, the read-only dashboard's pages when `dashboard` is
+/// given ([`crate::dashboard`]), 404 for any other path, 405 for other methods, 401 without the
+/// token when one is set (on every path, the dashboard's included). Public for the tests that
+/// drive it without a socket.
+pub fn router(
+    registry: Arc<Registry>,
+    token: Option<&SecretString>,
+    dashboard: Option<crate::dashboard::Dashboard>,
+) -> Router {
     let state = AppState {
         registry,
         token: token
@@ -116,10 +122,13 @@ pub fn router(registry: Arc<Registry>, token: Option<&SecretString>) -> Router {
             .map(|t| TokenDigest::of(&t)),
         started: Utc::now().timestamp_millis() as f64 / 1000.0,
     };
-    Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .fallback(not_found)
+        .route("/healthz", get(healthz));
+    if let Some(dashboard) = dashboard {
+        app = app.merge(dashboard.routes());
+    }
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -184,7 +193,7 @@ async fn healthz() -> &'static str {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "404 not found: the paths are /metrics and /healthz\n",
+        "404 not found: the paths are /, /alerts, /watchlists/NAME, /artists/ID, /metrics and /healthz\n",
     )
 }
 
@@ -252,7 +261,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<ServeSummary, ServeError> {
     let (stop_tx, stop) = watch::channel(false);
-    let app = router(registry.clone(), token);
+    let dashboard =
+        crate::dashboard::Dashboard::new(local.runtime.db.clone(), local.runtime.clock.clone());
+    let app = router(registry.clone(), token, Some(dashboard));
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -479,7 +490,7 @@ mod tests {
     #[tokio::test]
     async fn paths_methods_and_tokens() {
         let registry = Arc::new(Registry::new());
-        let open = router(registry.clone(), None);
+        let open = router(registry.clone(), None, None);
         assert_eq!(call(&open, "GET", "/healthz", None).await.0, StatusCode::OK);
         let (status, body) = call(&open, "GET", "/metrics", None).await;
         assert_eq!(status, StatusCode::OK);
@@ -501,7 +512,7 @@ mod tests {
         );
 
         let token = SecretString::from("s3cret-token".to_owned());
-        let closed = router(registry, Some(&token));
+        let closed = router(registry, Some(&token), None);
         for path in ["/metrics", "/healthz", "/nope"] {
             assert_eq!(
                 call(&closed, "GET", path, None).await.0,

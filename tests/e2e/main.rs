@@ -2,6 +2,7 @@
 
 mod checker;
 mod cli;
+mod dashboard;
 mod functions;
 mod harness;
 mod helpers;
