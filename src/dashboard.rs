@@ -28,6 +28,10 @@ use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use chrono::NaiveDate;
 
+mod analyses;
+#[cfg(test)]
+mod testing;
+
 /// The longest date range a page accepts: a year and a day (a leap year's 366 days).
 pub const MAX_RANGE_DAYS: i64 = 366;
 
@@ -65,6 +69,9 @@ impl Dashboard {
             .route("/watchlists/{name}", get(watchlist_page))
             .route("/artists/{id}", get(artist_page))
             .route("/alerts", get(alerts_page))
+            .route("/analyses", get(analyses::index))
+            .route("/analyses/{track}", get(analyses::show))
+            .route("/analyses/{track}/report.png", get(analyses::report))
             .with_state(self)
     }
 }
@@ -143,7 +150,7 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
     axum::response::Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - tasks</title>\
 <link rel=\"stylesheet\" href=\"/dashboard.css\"></head><body>\
-<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/metrics\">Metrics</a></nav>\
+<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/metrics\">Metrics</a></nav>\
 <h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     ))
