@@ -29,6 +29,7 @@ use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use chrono::NaiveDate;
 
 mod analyses;
+mod anomalies;
 #[cfg(test)]
 mod testing;
 
@@ -70,6 +71,7 @@ impl Dashboard {
             .route("/artists/{id}", get(artist_page))
             .route("/alerts", get(alerts_page))
             .route("/analyses", get(analyses::index))
+            .route("/anomalies", get(anomalies::page_of))
             .route("/analyses/{track}", get(analyses::show))
             .route("/analyses/{track}/report.png", get(analyses::report))
             .with_state(self)
@@ -150,7 +152,7 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
     axum::response::Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - tasks</title>\
 <link rel=\"stylesheet\" href=\"/dashboard.css\"></head><body>\
-<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/metrics\">Metrics</a></nav>\
+<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/metrics\">Metrics</a></nav>\
 <h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     ))
@@ -374,6 +376,17 @@ async fn watchlist_page(
 /// An inline SVG line chart of `points` (day, value), axis labels included; `None` for no
 /// points. Values are scaled into a fixed 640x200 box, so the size never depends on the input.
 pub fn chart(id: &str, title: &str, points: &[(NaiveDate, f64)]) -> Option<String> {
+    chart_marked(id, title, points, &[])
+}
+
+/// [`chart`] with the points of the days in `marks` circled in red (`<circle class="mark"
+/// data-date="...">`, one per marked day that has a point).
+pub fn chart_marked(
+    id: &str,
+    title: &str,
+    points: &[(NaiveDate, f64)],
+    marks: &[NaiveDate],
+) -> Option<String> {
     let (first, last) = (points.first()?, points.last()?);
     let (w, h, pad) = (640.0, 200.0, 40.0);
     let min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -381,15 +394,22 @@ pub fn chart(id: &str, title: &str, points: &[(NaiveDate, f64)]) -> Option<Strin
     let span_v = if max > min { max - min } else { 1.0 };
     let span_d = ((last.0 - first.0).num_days() as f64).max(1.0);
     let mut line = String::new();
+    let mut circles = String::new();
     for (day, value) in points {
         let x = pad + (*day - first.0).num_days() as f64 / span_d * (w - 2.0 * pad);
         let y = h - pad - (value - min) / span_v * (h - 2.0 * pad);
         let _ = write!(line, "{x:.1},{y:.1} ");
+        if marks.contains(day) {
+            let _ = write!(
+                circles,
+                "<circle class=\"mark\" data-date=\"{day}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"none\" stroke=\"#a11\" stroke-width=\"2\"><title>{day}: {value}</title></circle>"
+            );
+        }
     }
     Some(format!(
         "<figure><figcaption>{t}</figcaption><svg id=\"{id}\" data-points=\"{n}\" role=\"img\" \
 aria-label=\"{t}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{line}\"/>\
+<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{line}\"/>{circles}\
 <text x=\"4\" y=\"{top}\" font-size=\"11\">{max}</text><text x=\"4\" y=\"{bottom}\" font-size=\"11\">{min}</text>\
 <text x=\"{pad}\" y=\"{h0}\" font-size=\"11\">{d0}</text><text x=\"{right}\" y=\"{h0}\" font-size=\"11\" text-anchor=\"end\">{d1}</text></svg></figure>",
         t = esc(title),
