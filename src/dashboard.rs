@@ -30,6 +30,7 @@ use chrono::NaiveDate;
 
 mod analyses;
 mod anomalies;
+mod playlists;
 #[cfg(test)]
 mod testing;
 
@@ -72,6 +73,7 @@ impl Dashboard {
             .route("/alerts", get(alerts_page))
             .route("/analyses", get(analyses::index))
             .route("/anomalies", get(anomalies::page_of))
+            .route("/playlists", get(playlists::index))
             .route("/analyses/{track}", get(analyses::show))
             .route("/analyses/{track}/report.png", get(analyses::report))
             .with_state(self)
@@ -152,7 +154,7 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
     axum::response::Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - tasks</title>\
 <link rel=\"stylesheet\" href=\"/dashboard.css\"></head><body>\
-<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/metrics\">Metrics</a></nav>\
+<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/playlists\">Playlists</a><a href=\"/metrics\">Metrics</a></nav>\
 <h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     ))
