@@ -4,7 +4,10 @@
 //!
 //! Pages: `/` (overview: counts, the audit chains' state, links), `/watchlists/{name}` (its
 //! artists), `/artists/{id}?from=&to=` (followers and popularity over time), `/alerts?from=&to=`
-//! (alerts with the figures that triggered them). Bad input is a page with a 4xx status: an
+//! (alerts with the figures that triggered them), and one module each for `/analyses` (track
+//! analyses and their PNG reports), `/anomalies?from=&to=` (streaming anomalies on their
+//! series), `/playlists` (playlist-update's runs and explanations) and `/drafts?state=` (AI
+//! drafts waiting for approval). Bad input is a page with a 4xx status: an
 //! unknown watchlist or artist is 404, a malformed date, `from` after `to`, a range over
 //! [`MAX_RANGE_DAYS`] days or a year outside [`YEARS`] is 400 naming the parameter. Unknown query
 //! parameters are ignored. A store failure is a 503 page naming the operation, never a trace.
@@ -30,6 +33,7 @@ use chrono::NaiveDate;
 
 mod analyses;
 mod anomalies;
+mod drafts;
 mod playlists;
 #[cfg(test)]
 mod testing;
@@ -74,6 +78,7 @@ impl Dashboard {
             .route("/analyses", get(analyses::index))
             .route("/anomalies", get(anomalies::page_of))
             .route("/playlists", get(playlists::index))
+            .route("/drafts", get(drafts::index))
             .route("/analyses/{track}", get(analyses::show))
             .route("/analyses/{track}/report.png", get(analyses::report))
             .with_state(self)
@@ -154,7 +159,7 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
     axum::response::Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - tasks</title>\
 <link rel=\"stylesheet\" href=\"/dashboard.css\"></head><body>\
-<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/playlists\">Playlists</a><a href=\"/metrics\">Metrics</a></nav>\
+<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/playlists\">Playlists</a><a href=\"/drafts\">Drafts</a><a href=\"/metrics\">Metrics</a></nav>\
 <h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     ))
@@ -308,13 +313,30 @@ async fn overview(State(d): State<Dashboard>) -> Result<Response, PageError> {
     let reports = crate::verify_audit_db(&d.db, d.clock.clone(), None)
         .await
         .map_err(PageError::store)?;
+    let (analysed, more_analyses) = analyses::list(&d).await?;
+    let anomalies = anomalies::in_range(&d, range).await?;
+    let runs = playlists::newest(&d).await?;
+    let (stored_drafts, _) = drafts::scanned(&d).await?;
     let mut body = format!(
         "<ul id=\"counts\"><li data-count=\"watchlists\">{} watchlists</li>\
 <li data-count=\"artists\">{} watched artists</li>\
-<li data-count=\"alerts\"><a href=\"/alerts\">{} alerts</a> in the last {DEFAULT_DAYS} days</li></ul>",
+<li data-count=\"alerts\"><a href=\"/alerts\">{} alerts</a> in the last {DEFAULT_DAYS} days</li>\
+<li data-count=\"analyses\" data-value=\"{}\"><a href=\"/analyses\">{}{} analysed tracks</a></li>\
+<li data-count=\"anomalies\" data-value=\"{}\"><a href=\"/anomalies\">{} streaming anomalies</a> in the last {DEFAULT_DAYS} days</li>\
+<li data-count=\"playlist-runs\" data-value=\"{}\"><a href=\"/playlists\">{} recent playlist runs</a></li>\
+<li data-count=\"drafts\" data-value=\"{}\"><a href=\"/drafts\">{} drafts waiting</a> for approval or publication</li></ul>",
         lists.len(),
         lists.iter().map(|l| l.artists.len()).sum::<usize>(),
-        alerts.len()
+        alerts.len(),
+        analysed.len(),
+        analysed.len(),
+        if more_analyses { "+" } else { "" },
+        anomalies.len(),
+        anomalies.len(),
+        runs.len(),
+        runs.len(),
+        drafts::waiting(&stored_drafts),
+        drafts::waiting(&stored_drafts),
     );
     body.push_str("<h2>Watchlists</h2><ul id=\"watchlists\">");
     for list in &lists {

@@ -382,6 +382,14 @@ mod tests {
                 report.response
             );
             let app = testing::app(&runtime);
+            let (status, body) = text(&app, "/").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(
+                body.contains(
+                    "data-count=\"analyses\" data-value=\"1\"><a href=\"/analyses\">1 analysed"
+                ),
+                "{body}"
+            );
 
             let (status, body) = text(&app, "/analyses").await;
             assert_eq!(status, StatusCode::OK, "{body}");

@@ -253,6 +253,12 @@ mod tests {
             );
         }
         let app = testing::app(&runtime);
+        let (status, body) = text(&app, "/").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body.contains("data-count=\"anomalies\" data-value=\"3\"><a href=\"/anomalies\">"),
+            "{body}"
+        );
         let (status, body) = text(&app, "/anomalies").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(

@@ -278,6 +278,12 @@ mod tests {
         .unwrap();
 
         let app = testing::app(&runtime);
+        let (status, body) = text(&app, "/").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body.contains("data-count=\"playlist-runs\" data-value=\"3\"><a href=\"/playlists\">"),
+            "{body}"
+        );
         let (status, body) = text(&app, "/playlists").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(
