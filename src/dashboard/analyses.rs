@@ -29,7 +29,7 @@ use super::{Dashboard, PageError, esc, page};
 /// Analyses listed on `/analyses` at most (the page says when there are more).
 pub const MAX_LISTED: usize = 500;
 
-/// Reports kept in memory, by the audio's SHA-256 (about 100 KB each).
+/// Reports kept in memory, by the audio's SHA-256 (about 170 KB each).
 pub const CACHED_REPORTS: usize = 8;
 
 /// What the dashboard decodes to draw a report: at most 256 MiB and 20 minutes of audio.
@@ -412,7 +412,13 @@ mod tests {
                 "{body}"
             );
 
+            let started = std::time::Instant::now();
             let (status, headers, png) = get(&app, "/analyses/QZTAR2600001/report.png").await;
+            eprintln!(
+                "report.png of a one-second tone: {} bytes in {:.0} ms",
+                png.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
             assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&png));
             assert_eq!(headers[header::CONTENT_TYPE], "image/png");
             assert!(
@@ -423,8 +429,18 @@ mod tests {
             // The IHDR: 1200 x 900, as the CLI draws it.
             assert_eq!(&png[16..24], &[0, 0, 4, 176, 0, 0, 3, 132]);
 
-            // Other audio at the stored location is refused, not drawn (the cache aside).
+            // Drawn again from the cache: the same bytes.
+            let (_, _, again) = get(&app, "/analyses/QZTAR2600001/report.png").await;
+            assert_eq!(again, png);
+            // While another report is being drawn, a request is a 503 with Retry-After.
             CACHE.lock().unwrap().clear();
+            {
+                let _drawing = DRAWING.try_acquire().unwrap();
+                let (status, headers, _) = get(&app, "/analyses/QZTAR2600001/report.png").await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(headers[header::RETRY_AFTER], "5");
+            }
+            // Other audio at the stored location is refused, not drawn.
             std::fs::write(&audio, &tone_wav()[..30_000]).unwrap();
             let (status, body) = text(&app, "/analyses/QZTAR2600001/report.png").await;
             assert_eq!(status, StatusCode::CONFLICT, "{body}");
