@@ -4,7 +4,8 @@
 //!
 //! The store keeps the features, not the time series the PNG draws, so the report is made on
 //! request the way the CLI makes it: the stored audio location is fetched again, checked
-//! against the stored SHA-256 (other audio is a 409, not a wrong picture), analysed under
+//! against the stored SHA-256 (audio gone or changed is a 409 page, not a wrong picture),
+//! analysed under
 //! [`REPORT_LIMITS`] and drawn by `track_analysis::plot::render`. One report is drawn at a time
 //! (another request meanwhile is a 503 with `Retry-After`), and the last [`CACHED_REPORTS`] are
 //! kept by content hash. `{track}` is an ISRC (hyphens and case ignored) or a Spotify track id;

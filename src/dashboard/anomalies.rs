@@ -57,15 +57,17 @@ pub(crate) async fn in_range(d: &Dashboard, range: Range) -> Result<Vec<MetricAn
     Ok(out)
 }
 
-/// The daily totals of one series over `range`.
+/// The daily totals of one series over `range` (none when the event names a subject or a
+/// source that does not parse: its anomalies are still listed in the table).
 async fn series(
     d: &Dashboard,
     a: &MetricAnomaly,
     range: Range,
 ) -> Result<Vec<(NaiveDate, f64)>, PageError> {
-    let source = Source::parse(&a.source).map_err(|e| PageError::store(format!("source: {e}")))?;
-    let subject =
-        Subject::parse(&a.subject).map_err(|e| PageError::store(format!("subject: {e}")))?;
+    let (Ok(source), Ok(subject)) = (Source::parse(&a.source), Subject::parse(&a.subject)) else {
+        tracing::warn!(subject = %a.subject, source = %a.source, "an anomaly names no readable series");
+        return Ok(Vec::new());
+    };
     let days = match &subject {
         Subject::Artist(id) => {
             rollups::artist_days(&d.db, id, &source, a.metric, range.from, range.to).await?
