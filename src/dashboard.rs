@@ -4,7 +4,10 @@
 //!
 //! Pages: `/` (overview: counts, the audit chains' state, links), `/watchlists/{name}` (its
 //! artists), `/artists/{id}?from=&to=` (followers and popularity over time), `/alerts?from=&to=`
-//! (alerts with the figures that triggered them). Bad input is a page with a 4xx status: an
+//! (alerts with the figures that triggered them), and one module each for `/analyses` (track
+//! analyses and their PNG reports), `/anomalies?from=&to=` (streaming anomalies on their
+//! series), `/playlists` (playlist-update's runs and explanations) and `/drafts?state=` (AI
+//! drafts waiting for approval). Bad input is a page with a 4xx status: an
 //! unknown watchlist or artist is 404, a malformed date, `from` after `to`, a range over
 //! [`MAX_RANGE_DAYS`] days or a year outside [`YEARS`] is 400 naming the parameter. Unknown query
 //! parameters are ignored. A store failure is a 503 page naming the operation, never a trace.
@@ -27,6 +30,13 @@ use backbone::local::LocalDb;
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistError, WatchlistName};
 use chrono::NaiveDate;
+
+mod analyses;
+mod anomalies;
+mod drafts;
+mod playlists;
+#[cfg(test)]
+mod testing;
 
 /// The longest date range a page accepts: a year and a day (a leap year's 366 days).
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -65,6 +75,12 @@ impl Dashboard {
             .route("/watchlists/{name}", get(watchlist_page))
             .route("/artists/{id}", get(artist_page))
             .route("/alerts", get(alerts_page))
+            .route("/analyses", get(analyses::index))
+            .route("/anomalies", get(anomalies::page_of))
+            .route("/playlists", get(playlists::index))
+            .route("/drafts", get(drafts::index))
+            .route("/analyses/{track}", get(analyses::show))
+            .route("/analyses/{track}/report.png", get(analyses::report))
             .with_state(self)
     }
 }
@@ -143,7 +159,7 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
     axum::response::Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - tasks</title>\
 <link rel=\"stylesheet\" href=\"/dashboard.css\"></head><body>\
-<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/metrics\">Metrics</a></nav>\
+<nav><a href=\"/\">Overview</a><a href=\"/alerts\">Alerts</a><a href=\"/analyses\">Analyses</a><a href=\"/anomalies\">Anomalies</a><a href=\"/playlists\">Playlists</a><a href=\"/drafts\">Drafts</a><a href=\"/metrics\">Metrics</a></nav>\
 <h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     ))
@@ -292,13 +308,30 @@ async fn overview(State(d): State<Dashboard>) -> Result<Response, PageError> {
     let reports = crate::verify_audit_db(&d.db, d.clock.clone(), None)
         .await
         .map_err(PageError::store)?;
+    let (analysed, more_analyses) = analyses::list(&d).await?;
+    let anomalies = anomalies::in_range(&d, range).await?;
+    let runs = playlists::newest(&d).await?;
+    let (stored_drafts, _) = drafts::scanned(&d).await?;
     let mut body = format!(
         "<ul id=\"counts\"><li data-count=\"watchlists\">{} watchlists</li>\
 <li data-count=\"artists\">{} watched artists</li>\
-<li data-count=\"alerts\"><a href=\"/alerts\">{} alerts</a> in the last {DEFAULT_DAYS} days</li></ul>",
+<li data-count=\"alerts\"><a href=\"/alerts\">{} alerts</a> in the last {DEFAULT_DAYS} days</li>\
+<li data-count=\"analyses\" data-value=\"{}\"><a href=\"/analyses\">{}{} analysed tracks</a></li>\
+<li data-count=\"anomalies\" data-value=\"{}\"><a href=\"/anomalies\">{} streaming anomalies</a> in the last {DEFAULT_DAYS} days</li>\
+<li data-count=\"playlist-runs\" data-value=\"{}\"><a href=\"/playlists\">{} recent playlist runs</a></li>\
+<li data-count=\"drafts\" data-value=\"{}\"><a href=\"/drafts\">{} drafts waiting</a> for approval or publication</li></ul>",
         lists.len(),
         lists.iter().map(|l| l.artists.len()).sum::<usize>(),
-        alerts.len()
+        alerts.len(),
+        analysed.len(),
+        analysed.len(),
+        if more_analyses { "+" } else { "" },
+        anomalies.len(),
+        anomalies.len(),
+        runs.len(),
+        runs.len(),
+        drafts::waiting(&stored_drafts),
+        drafts::waiting(&stored_drafts),
     );
     body.push_str("<h2>Watchlists</h2><ul id=\"watchlists\">");
     for list in &lists {
@@ -362,6 +395,17 @@ async fn watchlist_page(
 /// An inline SVG line chart of `points` (day, value), axis labels included; `None` for no
 /// points. Values are scaled into a fixed 640x200 box, so the size never depends on the input.
 pub fn chart(id: &str, title: &str, points: &[(NaiveDate, f64)]) -> Option<String> {
+    chart_marked(id, title, points, &[])
+}
+
+/// [`chart`] with the points of the days in `marks` circled in red (`<circle class="mark"
+/// data-date="...">`, one per marked day that has a point).
+pub fn chart_marked(
+    id: &str,
+    title: &str,
+    points: &[(NaiveDate, f64)],
+    marks: &[NaiveDate],
+) -> Option<String> {
     let (first, last) = (points.first()?, points.last()?);
     let (w, h, pad) = (640.0, 200.0, 40.0);
     let min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -369,15 +413,22 @@ pub fn chart(id: &str, title: &str, points: &[(NaiveDate, f64)]) -> Option<Strin
     let span_v = if max > min { max - min } else { 1.0 };
     let span_d = ((last.0 - first.0).num_days() as f64).max(1.0);
     let mut line = String::new();
+    let mut circles = String::new();
     for (day, value) in points {
         let x = pad + (*day - first.0).num_days() as f64 / span_d * (w - 2.0 * pad);
         let y = h - pad - (value - min) / span_v * (h - 2.0 * pad);
         let _ = write!(line, "{x:.1},{y:.1} ");
+        if marks.contains(day) {
+            let _ = write!(
+                circles,
+                "<circle class=\"mark\" data-date=\"{day}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"none\" stroke=\"#a11\" stroke-width=\"2\"><title>{day}: {value}</title></circle>"
+            );
+        }
     }
     Some(format!(
         "<figure><figcaption>{t}</figcaption><svg id=\"{id}\" data-points=\"{n}\" role=\"img\" \
 aria-label=\"{t}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{line}\"/>\
+<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{line}\"/>{circles}\
 <text x=\"4\" y=\"{top}\" font-size=\"11\">{max}</text><text x=\"4\" y=\"{bottom}\" font-size=\"11\">{min}</text>\
 <text x=\"{pad}\" y=\"{h0}\" font-size=\"11\">{d0}</text><text x=\"{right}\" y=\"{h0}\" font-size=\"11\" text-anchor=\"end\">{d1}</text></svg></figure>",
         t = esc(title),

@@ -193,7 +193,7 @@ async fn healthz() -> &'static str {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "404 not found: the paths are /, /alerts, /watchlists/NAME, /artists/ID, /metrics and /healthz\n",
+        "404 not found: the paths are /, /alerts, /watchlists/NAME, /artists/ID, /analyses, /analyses/TRACK, /anomalies, /playlists, /drafts, /metrics and /healthz\n",
     )
 }
 

@@ -336,47 +336,78 @@ impl LocalBus {
             .await
     }
 
+    /// The newest `limit` events of `source` and `detail_type`, newest first: a bounded read
+    /// for pages that show the latest of one kind.
+    pub async fn recent(
+        &self,
+        source: &str,
+        detail_type: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, PortError> {
+        let (source, detail_type) = (source.to_owned(), detail_type.to_owned());
+        self.db
+            .with("bus.recent", move |conn| {
+                select_events(
+                    conn,
+                    "WHERE source = ?1 AND detail_type = ?2 ORDER BY id DESC LIMIT ?3",
+                    params![source, detail_type, limit as i64],
+                )
+            })
+            .await
+    }
+
     /// The events published after event `after`, oldest first.
     pub async fn events_after(&self, after: i64) -> Result<Vec<StoredEvent>, PortError> {
         self.db
             .with("bus.events", move |conn| {
-                let mut stmt = conn
-                    .prepare("SELECT id, source, detail_type, detail, time, trace_header FROM events WHERE id > ?1 ORDER BY id")
-                    .map_err(LocalDb::err("bus.events"))?;
-                let rows = stmt
-                    .query_map([after], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                            row.get::<_, String>(4)?,
-                            row.get::<_, Option<String>>(5)?,
-                        ))
-                    })
-                    .map_err(LocalDb::err("bus.events"))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(LocalDb::err("bus.events"))?;
-                rows.into_iter()
-                    .map(|(id, source, detail_type, detail, time, trace_header)| {
-                        let decode = |e: &dyn std::fmt::Display| {
-                            PortError::permanent("bus.decode", std::io::Error::other(e.to_string()))
-                        };
-                        Ok(StoredEvent {
-                            id,
-                            event: BusEvent {
-                                source,
-                                detail_type,
-                                detail: serde_json::from_str(&detail).map_err(|e| decode(&e))?,
-                                time: time.parse().map_err(|e| decode(&e))?,
-                                trace_header,
-                            },
-                        })
-                    })
-                    .collect()
+                select_events(conn, "WHERE id > ?1 ORDER BY id", params![after])
             })
             .await
     }
+}
+
+/// The events `filter` (a WHERE and ORDER clause over `params`) selects, decoded.
+fn select_events(
+    conn: &rusqlite::Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<StoredEvent>, PortError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT id, source, detail_type, detail, time, trace_header FROM events {filter}"
+        ))
+        .map_err(LocalDb::err("bus.events"))?;
+    let rows = stmt
+        .query_map(params, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(LocalDb::err("bus.events"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LocalDb::err("bus.events"))?;
+    rows.into_iter()
+        .map(|(id, source, detail_type, detail, time, trace_header)| {
+            let decode = |e: &dyn std::fmt::Display| {
+                PortError::permanent("bus.decode", std::io::Error::other(e.to_string()))
+            };
+            Ok(StoredEvent {
+                id,
+                event: BusEvent {
+                    source,
+                    detail_type,
+                    detail: serde_json::from_str(&detail).map_err(|e| decode(&e))?,
+                    time: time.parse().map_err(|e| decode(&e))?,
+                    trace_header,
+                },
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -396,5 +427,40 @@ impl EventPublisher for LocalBus {
                 tx.commit().map_err(LocalDb::err("bus.publish"))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod bus_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recent_events_are_the_newest_of_their_kind_first() {
+        let bus = LocalBus::new(LocalDb::in_memory().unwrap());
+        let event = |source: &str, kind: &str, n: i64| BusEvent {
+            source: source.into(),
+            detail_type: kind.into(),
+            detail: json!({ "n": n }),
+            time: Utc::now(),
+            trace_header: None,
+        };
+        for n in 0..5 {
+            bus.publish(&[event("a", "K", n), event("a", "L", n), event("b", "K", n)])
+                .await
+                .unwrap();
+        }
+        let recent = bus.recent("a", "K", 3).await.unwrap();
+        let ns: Vec<i64> = recent
+            .iter()
+            .map(|e| e.event.detail["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ns, [4, 3, 2]);
+        assert!(
+            recent
+                .iter()
+                .all(|e| e.event.source == "a" && e.event.detail_type == "K")
+        );
+        assert!(bus.recent("c", "K", 3).await.unwrap().is_empty());
+        assert_eq!(bus.events().await.unwrap().len(), 15);
     }
 }

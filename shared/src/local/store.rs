@@ -44,6 +44,51 @@ fn live(expires_at: Option<i64>, now: i64) -> bool {
     expires_at.is_none_or(|at| at > now)
 }
 
+impl LocalDb {
+    /// The live items whose partition key starts with `pk_prefix` and whose sort key is `sk`,
+    /// in partition-key order, at most `limit` (1 to 1000) of them, and whether more exist.
+    ///
+    /// A local-only read across partitions (what a DynamoDB scan with a filter would be): for
+    /// the dashboard of `tasks serve`, which lists every analysis or draft without an index.
+    pub async fn scan_partitions(
+        &self,
+        pk_prefix: &str,
+        sk: &str,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), PortError> {
+        let (low, high) = (pk_prefix.to_owned(), format!("{pk_prefix}\u{10FFFF}"));
+        let sk = sk.to_owned();
+        let limit = limit.clamp(1, MAX_PAGE);
+        let now = Utc::now().timestamp();
+        self.with("store.scan", move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT pk, sk, version, data, counters, expires_at FROM items
+                     WHERE pk >= ?1 AND pk < ?2 AND sk = ?3
+                       AND (expires_at IS NULL OR expires_at > ?4)
+                     ORDER BY pk LIMIT ?5",
+                )
+                .map_err(LocalDb::err("store.scan"))?;
+            let rows = stmt
+                .query_map(
+                    params![low, high, sk, now, (limit + 1) as i64],
+                    item_from_row,
+                )
+                .map_err(LocalDb::err("store.scan"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(LocalDb::err("store.scan"))?;
+            let mut items = rows
+                .into_iter()
+                .map(build_item)
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            Ok((items, more))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Store for LocalDb {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, PortError> {
@@ -512,5 +557,56 @@ impl AuditStore for LocalDb {
             Ok(rows)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scans_are_bounded_and_keep_to_their_prefix_and_sort_key() {
+        let db = LocalDb::in_memory().unwrap();
+        let doc = serde_json::json!({"n": 1});
+        for pk in ["track#a", "track#b", "track#c", "tracks", "album#x"] {
+            db.put(
+                &ItemKey::new(pk, "analysis#v1"),
+                &doc,
+                PutCondition::Always,
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        db.put(
+            &ItemKey::new("track#d", "other"),
+            &doc,
+            PutCondition::Always,
+            None,
+        )
+        .await
+        .unwrap();
+        let expired = Utc::now() - chrono::Duration::hours(1);
+        db.put(
+            &ItemKey::new("track#e", "analysis#v1"),
+            &doc,
+            PutCondition::Always,
+            Some(expired),
+        )
+        .await
+        .unwrap();
+        let (items, more) = db
+            .scan_partitions("track#", "analysis#v1", 10)
+            .await
+            .unwrap();
+        let pks: Vec<&str> = items.iter().map(|i| i.key.pk.as_str()).collect();
+        assert_eq!(pks, ["track#a", "track#b", "track#c"]);
+        assert!(!more);
+        let (items, more) = db
+            .scan_partitions("track#", "analysis#v1", 2)
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(more);
     }
 }
