@@ -4,7 +4,8 @@
 //! `CHROMIUM` wrapper) loads each main page over the DevTools protocol. Each page must load
 //! without an uncaught exception, a console error, a `Log` entry of level error or a failed
 //! sub-resource, and show its key elements; a screenshot of each is kept in
-//! `target/dashboard-screenshots/`. The 404 and 400 pages must render as pages.
+//! `target/dashboard-screenshots/`. The 404 and 400 pages must render as pages. A track analysis
+//! and a draft are added first, so the analyses (with the PNG report) and drafts pages show one.
 //!
 //! The DevTools client is a minimal one over a WebSocket written here (text frames, client
 //! masking, no extensions): enough for one page's commands and events, with no new crate.
@@ -183,7 +184,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     fn eval(&mut self, expression: &str) -> Value {
         self.call(
             "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true}),
+            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         )["result"]["value"]
             .clone()
     }
@@ -272,6 +273,40 @@ fn the_dashboard_loads_cleanly_in_headless_chromium() {
     );
     let artist = report["artists"][0]["artist"].as_str().unwrap().to_owned();
     let watchlist = report["watchlist"].as_str().unwrap().to_owned();
+    // A track analysed and a draft written, as the guide's commands do, so every page has
+    // something of its own to show (the local run itself writes playlist runs).
+    for args in [
+        vec![
+            "invoke",
+            "track-analysis",
+            "--event",
+            "events/track-analysis/1-sqs-analyze.json",
+        ],
+        vec![
+            "content",
+            "draft",
+            "--artist",
+            &artist,
+            "--kind",
+            "bio_short",
+            "--language",
+            "fr",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tasks"))
+            .args(&args)
+            .env("TASKS_DB", &db)
+            .env("TEXT_GENERATOR", "template")
+            .env_remove("SPOTIFY_API_BASE_URL")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_tasks"));
     serve
@@ -371,6 +406,43 @@ fn the_dashboard_loads_cleanly_in_headless_chromium() {
             ],
         ),
         ("alerts", format!("/alerts?{range}"), vec!["#alerts"]),
+        (
+            "analyses",
+            "/analyses".to_owned(),
+            vec![
+                "#analyses-count[data-count=\"1\"]",
+                "table#analyses tr[data-track=\"isrc:QZES82600001\"]",
+            ],
+        ),
+        (
+            "analysis",
+            "/analyses/QZES82600001".to_owned(),
+            vec![
+                "dl#analysis[data-sha256]",
+                "#key",
+                "pre#summary",
+                "img#report",
+            ],
+        ),
+        (
+            "anomalies",
+            format!("/anomalies?{range}"),
+            vec!["form#range", "#anomalies-count[data-count]"],
+        ),
+        (
+            "playlists",
+            "/playlists".to_owned(),
+            vec!["#runs-count", "section.run[data-playlist]"],
+        ),
+        (
+            "drafts",
+            "/drafts".to_owned(),
+            vec![
+                "#drafts-count[data-state=\"waiting\"][data-count=\"1\"]",
+                "section.draft[data-kind=\"bio_short\"][data-language=\"fr\"]",
+                "pre.text",
+            ],
+        ),
     ];
     for (name, path, selectors) in &pages {
         let found = load(&mut cdp, &format!("{base}{path}"));
@@ -384,6 +456,15 @@ fn the_dashboard_loads_cleanly_in_headless_chromium() {
         }
         screenshot(&mut cdp, &shots, name);
     }
+    // The analysis's PNG report was drawn and decoded by the browser.
+    load(&mut cdp, &format!("{base}/analyses/QZES82600001"));
+    let width = cdp.eval(
+        "(async () => { const i = document.querySelector('#report'); await i.decode(); return i.naturalWidth; })()",
+    );
+    assert!(
+        width.as_u64().is_some_and(|w| w > 0),
+        "the report image: {width}"
+    );
     // The error pages render as pages: the only complaint is the document's own status.
     for (name, path, status) in [
         (
