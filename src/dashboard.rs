@@ -36,7 +36,7 @@ mod anomalies;
 mod drafts;
 mod playlists;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 /// The longest date range a page accepts: a year and a day (a leap year's 366 days).
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -611,12 +611,9 @@ mod tests {
     mod router {
         use super::*;
         use artist_monitoring::alerts::AlertKind;
-        use axum::body::Body;
-        use axum::http::Request;
         use backbone::SecretString;
         use backbone::clock::ManualClock;
         use backbone::telemetry::prometheus::Registry;
-        use tower::ServiceExt;
 
         const ARTIST: &str = "0TnOYISbd1XYRBk9myaseg";
 
@@ -673,20 +670,7 @@ mod tests {
             path: &str,
             auth: Option<&str>,
         ) -> (StatusCode, String) {
-            let mut request = Request::builder().method(method).uri(path);
-            if let Some(auth) = auth {
-                request = request.header(header::AUTHORIZATION, auth);
-            }
-            let response = app
-                .clone()
-                .oneshot(request.body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-                .await
-                .unwrap();
-            (status, String::from_utf8_lossy(&bytes).into_owned())
+            crate::dashboard::testing::call_text(app, method, path, auth).await
         }
 
         #[tokio::test]

@@ -462,8 +462,6 @@ async fn fire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use tower::ServiceExt;
 
     async fn call(
         app: &Router,
@@ -471,20 +469,7 @@ mod tests {
         path: &str,
         auth: Option<&str>,
     ) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(auth) = auth {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        let response = app
-            .clone()
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        crate::dashboard::testing::call_text(app, method, path, auth).await
     }
 
     #[tokio::test]

@@ -33,15 +33,43 @@ pub fn app(runtime: &LocalRuntime) -> Router {
     )
 }
 
-/// GET `path`: status, headers and body.
-pub async fn get(app: &Router, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let request = Request::builder().uri(path).body(Body::empty()).unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+/// `method` `path`, with an `Authorization` header if given: status, headers and body.
+pub async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(auth) = auth {
+        request = request.header(axum::http::header::AUTHORIZATION, auth);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
         .await
         .unwrap();
     (status, headers, bytes.to_vec())
+}
+
+/// GET `path`: status, headers and body.
+pub async fn get(app: &Router, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    call(app, "GET", path, None).await
+}
+
+/// `method` `path` as text, with an `Authorization` header if given.
+pub async fn call_text(
+    app: &Router,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+) -> (StatusCode, String) {
+    let (status, _, body) = call(app, method, path, auth).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// GET `path` as text.
