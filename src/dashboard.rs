@@ -182,6 +182,15 @@ pub struct Range {
     pub to: NaiveDate,
 }
 
+/// The form that picks a page's date range, filled with `range`.
+pub(crate) fn range_form(range: Range) -> String {
+    format!(
+        "<form id=\"range\" method=\"get\"><label>from <input name=\"from\" value=\"{}\"></label> \
+<label>to <input name=\"to\" value=\"{}\"></label> <button>show</button></form>",
+        range.from, range.to
+    )
+}
+
 fn parse_day(name: &str, value: &str) -> Result<NaiveDate, PageError> {
     let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
         PageError::bad(format!(
@@ -472,11 +481,8 @@ async fn artist_page(
     let followers = series(&|s| s.followers.map(|v| v as f64));
     let popularity = series(&|s| s.popularity.map(f64::from));
     let mut body = format!(
-        "<form id=\"range\" method=\"get\"><label>from <input name=\"from\" value=\"{}\"></label> \
-<label>to <input name=\"to\" value=\"{}\"></label> <button>show</button></form>\
-<p id=\"snapshots\" data-count=\"{}\">{} snapshots from {} to {}.</p>",
-        range.from,
-        range.to,
+        "{}<p id=\"snapshots\" data-count=\"{}\">{} snapshots from {} to {}.</p>",
+        range_form(range),
         history.len(),
         history.len(),
         range.from,
@@ -664,14 +670,7 @@ mod tests {
             )
         }
 
-        async fn get(
-            app: &Router,
-            method: &str,
-            path: &str,
-            auth: Option<&str>,
-        ) -> (StatusCode, String) {
-            crate::dashboard::testing::call_text(app, method, path, auth).await
-        }
+        use crate::dashboard::testing::call_text as get;
 
         #[tokio::test]
         async fn pages_render_the_stored_figures() {

@@ -463,14 +463,7 @@ async fn fire(
 mod tests {
     use super::*;
 
-    async fn call(
-        app: &Router,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-    ) -> (StatusCode, String) {
-        crate::dashboard::testing::call_text(app, method, path, auth).await
-    }
+    use crate::dashboard::testing::call_text as call;
 
     #[tokio::test]
     async fn paths_methods_and_tokens() {

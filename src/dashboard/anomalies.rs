@@ -107,11 +107,8 @@ pub(crate) async fn page_of(
             .push(a);
     }
     let mut body = format!(
-        "<form id=\"range\" method=\"get\"><label>from <input name=\"from\" value=\"{}\"></label> \
-<label>to <input name=\"to\" value=\"{}\"></label> <button>show</button></form>\
-<p id=\"anomalies-count\" data-count=\"{}\" data-series=\"{}\">{} anomalies on {} series from {} to {}.</p>",
-        range.from,
-        range.to,
+        "{}<p id=\"anomalies-count\" data-count=\"{}\" data-series=\"{}\">{} anomalies on {} series from {} to {}.</p>",
+        super::range_form(range),
         anomalies.len(),
         groups.len(),
         anomalies.len(),
