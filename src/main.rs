@@ -11,9 +11,8 @@ use backbone::config::{HarnessConfig, ProcessEnv};
 use backbone::harness::metrics_for;
 use backbone::local::{Invoke, LocalDb, LocalRuntime};
 use backbone::spotify::Tier;
-use backbone::telemetry::otel::lambda_resource;
 use backbone::telemetry::prometheus::{RecordingSink, Registry};
-use backbone::telemetry::{self, FileSink, LineSink, Otel, OtelConfig};
+use backbone::telemetry::{self, FileSink, LineSink, Otel};
 use backbone::validate::ArtistId;
 use backbone::watchlist::{self, WatchlistName};
 use backbone::{ExposeSecret, SecretString};
@@ -272,20 +271,8 @@ async fn local_recorded(
         None => file,
     };
     // OTLP when the OTEL_* variables ask for it (an OpenTelemetry collector on loopback, say).
-    let otel = match OtelConfig::from_env(&ProcessEnv)? {
-        None => None,
-        Some(config) => {
-            let resource = lambda_resource(
-                &ProcessEnv,
-                &config,
-                "music-tasks",
-                env!("CARGO_PKG_VERSION"),
-            );
-            Some(Arc::new(
-                Otel::start(&config, resource).context("starting the OTLP export")?,
-            ))
-        }
-    };
+    let otel = Otel::from_env(&ProcessEnv, "music-tasks", env!("CARGO_PKG_VERSION"))
+        .context("starting the OTLP export")?;
     let sink = match &otel {
         Some(otel) => otel.metrics_sink(sink),
         None => sink,

@@ -288,7 +288,7 @@ async fn one_trace_covers_plan_send_and_work_through_sqs_and_metrics_match_prome
         ports,
         config,
     )
-    .with_otel(otel.clone());
+    .with_otel(Some(otel.clone()));
     let invocation = || Invocation::local(chrono::Utc::now(), Duration::from_secs(20));
 
     // The scheduled plan step (EventBridge Scheduler invokes with the schedule's input).

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use crate::config::{ConfigError, HarnessConfig, ProcessEnv};
 use crate::harness::{Harness, HarnessPorts, Task, metrics_for};
 use crate::secrets_cache::CachedSecrets;
-use crate::telemetry::otel::lambda_resource;
-use crate::telemetry::{self, Metrics, Otel, OtelConfig, Stdout};
+use crate::telemetry::{self, Metrics, Otel, Stdout};
 
 use super::{AwsAdapters, AwsConfig, SecretsManagerSecrets, load_sdk_config};
 
@@ -40,18 +39,7 @@ impl ColdStart {
     /// logger and builds every client.
     pub async fn from_env(task: &str, crate_version: &str) -> Result<Self, ConfigError> {
         let config = HarnessConfig::from_env(&ProcessEnv, task, crate_version)?;
-        let otel = match OtelConfig::from_env(&ProcessEnv)? {
-            None => None,
-            Some(otel) => {
-                let resource = lambda_resource(&ProcessEnv, &otel, task, &config.version);
-                let started =
-                    Otel::start(&otel, resource).map_err(|err| ConfigError::Malformed {
-                        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-                        reason: err.to_string(),
-                    })?;
-                Some(Arc::new(started))
-            }
-        };
+        let otel = Otel::from_env(&ProcessEnv, task, &config.version)?;
         telemetry::init_with_otel(&ProcessEnv, Arc::new(Stdout), otel.as_deref())?;
         let aws = AwsConfig::from_env(&ProcessEnv)?;
         let sdk = load_sdk_config().await;
@@ -125,10 +113,6 @@ impl ColdStart {
             clock: Arc::new(crate::clock::SystemClock),
             metrics: self.metrics.clone(),
         };
-        let harness = Harness::new(task, ports, self.config.clone());
-        match &self.otel {
-            Some(otel) => harness.with_otel(otel.clone()),
-            None => harness,
-        }
+        Harness::new(task, ports, self.config.clone()).with_otel(self.otel.clone())
     }
 }

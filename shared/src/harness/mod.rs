@@ -209,8 +209,9 @@ impl<T: Task> Harness<T> {
     /// Exports over OpenTelemetry too: the invocation and message spans carry X-Ray contexts
     /// (a fan-out message's `AWSTraceHeader` names its send span), and `otel` is flushed before
     /// each invocation returns (Lambda freezes the process afterwards).
-    pub fn with_otel(mut self, otel: Arc<Otel>) -> Self {
-        self.otel = Some(otel);
+    /// `None` leaves it off.
+    pub fn with_otel(mut self, otel: Option<Arc<Otel>>) -> Self {
+        self.otel = otel;
         self
     }
 

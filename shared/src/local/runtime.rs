@@ -99,11 +99,7 @@ impl LocalRuntime {
             clock: self.clock.clone(),
             metrics: metrics_for(&config, T::NAME, self.sink.clone()),
         };
-        let harness = Harness::new(task, ports, config);
-        let harness = match &self.otel {
-            Some(otel) => harness.with_otel(otel.clone()),
-            None => harness,
-        };
+        let harness = Harness::new(task, ports, config).with_otel(self.otel.clone());
         LocalFunction {
             harness,
             queues,

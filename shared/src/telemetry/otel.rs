@@ -195,6 +195,24 @@ impl std::fmt::Debug for Otel {
 }
 
 impl Otel {
+    /// The exporters the `OTEL_*` variables of `env` switch on for the function `task` at
+    /// `version`, with its Lambda resource; `None` when they switch nothing on.
+    pub fn from_env(
+        env: &dyn EnvSource,
+        task: &str,
+        version: &str,
+    ) -> Result<Option<Arc<Self>>, ConfigError> {
+        let Some(config) = OtelConfig::from_env(env)? else {
+            return Ok(None);
+        };
+        let resource = lambda_resource(env, &config, task, version);
+        let otel = Self::start(&config, resource).map_err(|err| ConfigError::Malformed {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            reason: err.to_string(),
+        })?;
+        Ok(Some(Arc::new(otel)))
+    }
+
     /// Builds the exporters `config` switches on, with `resource` on everything they send.
     pub fn start(config: &OtelConfig, resource: Resource) -> Result<Self, OtelError> {
         let meters = match &config.metrics_endpoint {
